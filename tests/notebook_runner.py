@@ -1,0 +1,30 @@
+"""Execute the notebook top to bottom with papermill and read back the names other code relies on."""
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "llama3-from-scratch.ipynb"
+
+# Appended to a copy of the notebook: saves what the tests compare. The notebook itself is not changed.
+SAVE_CELL = """
+import torch as _torch
+_torch.save({{name: globals()[name] for name in {names!r} if name in globals()}}, {path!r})
+"""
+SAVED_NAMES = ("next_token_logits", "prompt_tokens", "T", "tied")
+
+
+def run_notebook(work_dir: Path, names: tuple[str, ...] = SAVED_NAMES, **parameters) -> dict:
+    """Runs the notebook with papermill parameters; returns the saved names. Raises PapermillExecutionError."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    saved = work_dir / "saved.pt"
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(names=tuple(names), path=str(saved))))
+    source = work_dir / "input.ipynb"
+    nbformat.write(notebook, source)
+    papermill.execute_notebook(str(source), str(work_dir / "output.ipynb"), parameters=parameters, cwd=str(REPO),
+                               kernel_name="python3", progress_bar=False, log_output=False)
+    return torch.load(saved, weights_only=False)

@@ -1,0 +1,122 @@
+"""Each helper of the notebook, read from the notebook itself, against Meta's reference (llama_models.llama3.model)."""
+
+import pytest
+import torch
+from llama_models.llama3 import model as meta
+
+from notebook_code import load_notebook_functions
+
+nb = load_notebook_functions()
+
+# Small but not trivial sizes; N_REP = 3 so that the grouping of query heads is tested.
+D, H, H_KV, T = 96, 6, 2, 11
+Dh = D // H
+EPS = 1e-5
+THETA = 500000.0
+
+
+def args(**overrides) -> meta.ModelArgs:
+    values = dict(dim=D, n_layers=1, n_heads=H, n_kv_heads=H_KV, vocab_size=256, multiple_of=32,
+                  ffn_dim_multiplier=1.3, norm_eps=EPS, rope_theta=THETA, max_seq_len=T, max_batch_size=1)
+    return meta.ModelArgs(**(values | overrides))
+
+
+def causal_mask(n: int) -> torch.Tensor:
+    return torch.full((n, n), float("-inf")).triu(diagonal=1)
+
+
+def randomize(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    for tensor in module.state_dict().values():
+        tensor.copy_(torch.randn(tensor.shape, generator=generator) / tensor.shape[-1] ** 0.5)
+    return {name: tensor.clone() for name, tensor in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm(dtype):
+    x = (torch.randn(T, D) * 3).to(dtype)
+    reference = meta.RMSNorm(D, eps=EPS)
+    reference.weight.data = (1 + torch.randn(D) / 10).to(dtype)
+    expected = reference(x)
+    ours = nb["rms_norm"](x, reference.weight.data, EPS)
+    assert ours.dtype == expected.dtype == dtype
+    assert torch.equal(ours, expected)  # same float32 steps, same cast: identical bits
+
+
+def test_rms_norm_computes_in_float32():
+    # bf16 squares lose precision: a norm computed in bf16 differs from Meta's float32 one.
+    x = (torch.randn(T, D) * 3).bfloat16()
+    weight = torch.ones(D, dtype=torch.bfloat16)
+    in_bf16 = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * weight
+    assert not torch.equal(nb["rms_norm"](x, weight, EPS), in_bf16)
+
+
+def test_rope_frequencies():
+    expected = meta.precompute_freqs_cis(Dh, 4 * T, THETA)
+    ours = nb["rope_frequencies"](Dh, 4 * T, THETA)
+    assert ours.dtype == expected.dtype == torch.complex64
+    torch.testing.assert_close(ours, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_apply_rope(dtype):
+    freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
+    xq, xk = torch.randn(1, T, H, Dh).to(dtype), torch.randn(1, T, H_KV, Dh).to(dtype)
+    expected_q, expected_k = meta.apply_rotary_emb(xq, xk, freqs_cis)
+    assert torch.equal(nb["apply_rope"](xq[0], freqs_cis), expected_q[0])
+    assert torch.equal(nb["apply_rope"](xk[0], freqs_cis), expected_k[0])
+    # one head at a time, as the notebook teaches it first
+    assert torch.equal(nb["apply_rope"](xq[0, :, 2], freqs_cis), expected_q[0, :, 2])
+
+
+@pytest.mark.parametrize("n_kv_heads", [H_KV, H, 1], ids=["gqa", "mha", "mqa"])
+def test_attention_with_gqa(n_kv_heads, meta_parallel):
+    reference = meta.Attention(args(n_kv_heads=n_kv_heads))
+    state = randomize(reference, seed=1)
+    w = {name.split(".")[0]: tensor for name, tensor in state.items()}  # wq.weight -> wq
+    x = torch.randn(1, T, D)
+    freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
+    expected = reference(x, 0, freqs_cis, causal_mask(T))[0]
+    ours = nb["attention"](x[0], w, freqs_cis, causal_mask(T), H, n_kv_heads)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_mask_is_causal():
+    # Changing a later token must not change the output at earlier positions.
+    w = {name: torch.randn(shape) / D ** 0.5 for name, shape in
+         {"wq": (D, D), "wk": (H_KV * Dh, D), "wv": (H_KV * Dh, D), "wo": (D, D)}.items()}
+    x = torch.randn(T, D)
+    changed = x.clone()
+    changed[-1] += 1
+    freqs_cis = nb["rope_frequencies"](Dh, T, THETA)
+    a = nb["attention"](x, w, freqs_cis, causal_mask(T), H, H_KV)
+    b = nb["attention"](changed, w, freqs_cis, causal_mask(T), H, H_KV)
+    assert torch.equal(a[:-1], b[:-1]) and not torch.equal(a[-1], b[-1])
+
+
+@pytest.mark.parametrize("multiple_of, multiplier", [(32, 1.3), (256, None), (1024, 1.3)])
+def test_feed_forward_and_its_size(multiple_of, multiplier, meta_parallel):
+    reference = meta.FeedForward(dim=D, hidden_dim=4 * D, multiple_of=multiple_of, ffn_dim_multiplier=multiplier)
+    randomize(reference, seed=2)
+    F = nb["ffn_hidden_size"](D, multiple_of, multiplier)
+    assert reference.w1.weight.shape == (F, D)
+    x = torch.randn(T, D)
+    expected = reference(x[None])[0]
+    ours = nb["feed_forward"](x, reference.w1.weight, reference.w2.weight, reference.w3.weight)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_ffn_hidden_size_of_llama3_8b():
+    # Meta's FeedForward, built with the 8B's params.json values, is 14336 wide.
+    assert nb["ffn_hidden_size"](4096, 1024, 1.3) == 14336
+
+
+def test_transformer_layer(meta_parallel):
+    reference = meta.TransformerBlock(0, args())
+    state = randomize(reference, seed=3)
+    w = {short: state[name] for short, name in nb["LAYER_TENSORS"].items()}
+    x = torch.randn(1, T, D)
+    freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
+    expected = reference(x, 0, freqs_cis, causal_mask(T))[0]
+    ours = nb["transformer_layer"](x[0], w, freqs_cis, causal_mask(T), H, H_KV, EPS)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
