@@ -5,7 +5,8 @@ Usage (from a script in scripts/ or a test):
     nb = load_notebook_functions()          # a dict: name -> function, class or constant
     y = nb["rms_norm"](x, weight, eps)
 
-Only imports, function and class definitions, and ALL_CAPS constants with literal values are kept:
+Only imports, function and class definitions (with their decorators), and ALL_CAPS constants made of
+literals are kept:
 nothing that loads a model or depends on the notebook's parameters runs.
 """
 
@@ -17,14 +18,17 @@ import nbformat
 NOTEBOOK = Path(__file__).resolve().parent.parent / "llama3-from-scratch.ipynb"
 
 
+CONSTANT_NODES = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.Tuple, ast.List, ast.Dict,
+                  ast.Set, ast.expr_context)
+
+
 def _is_literal_constant(node: ast.stmt) -> bool:
-    if not isinstance(node, ast.Assign) or not all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
+    """An ALL_CAPS assignment whose value is made of literals and arithmetic only (e.g. CHUNK = 64 * 2**20)."""
+    if not isinstance(node, ast.Assign):
         return False
-    try:
-        ast.literal_eval(node.value)
-    except ValueError:
-        return False
-    return True
+    names = [t for target in node.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    return all(isinstance(t, ast.Name) and t.id.isupper() for t in names) \
+        and all(isinstance(n, CONSTANT_NODES) for n in ast.walk(node.value))
 
 
 def notebook_source(path: Path = NOTEBOOK) -> str:
@@ -34,10 +38,13 @@ def notebook_source(path: Path = NOTEBOOK) -> str:
     for cell in notebook.cells:
         if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
             continue
+        lines = cell.source.splitlines()
         for node in ast.parse(cell.source).body:
             if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)) \
                     or _is_literal_constant(node):
-                kept.append(ast.get_source_segment(cell.source, node))
+                # a node's lineno is that of `def`/`class`: start at its first decorator so none is lost
+                first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+                kept.append("\n".join(lines[first - 1:node.end_lineno]))
     return "\n\n".join(kept)
 
 
