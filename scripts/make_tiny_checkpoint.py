@@ -14,7 +14,12 @@ scaled so that activations and logits are non-degenerate (std ~1).
 
 Usage:
     python scripts/make_tiny_checkpoint.py OUT_DIR --config gqa2 [--seed N]
-        [--dtype bfloat16|float32] [--tied] [--use-scaled-rope] [--force]
+        [--dtype bfloat16|float32] [--tied] [--use-scaled-rope] [--shards N] [--force]
+
+With --shards N the weights are split like Meta's model-parallel checkpoints (the 70B comes
+as consolidated.00.pth ... consolidated.07.pth): column-parallel matrices (wq, wk, wv, w1, w3,
+output) and the vocab-parallel embedding along dim 0, row-parallel ones (wo, w2) along dim 1,
+norms copied whole into every shard.
 
 From Python (tests):
     from make_tiny_checkpoint import make_tiny_checkpoint
@@ -138,6 +143,24 @@ def _random_state_dict(params: dict, tied: bool, seed: int, dtype: torch.dtype) 
     return state
 
 
+# Which dimension Meta's model-parallel layers split (fairscale): ColumnParallelLinear and
+# VocabParallelEmbedding split their output rows, RowParallelLinear its input columns.
+MODEL_PARALLEL_DIM = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "tok_embeddings": 0, "wo": 1, "w2": 1}
+
+
+def split_model_parallel(state: dict[str, torch.Tensor], n: int) -> list[dict[str, torch.Tensor]]:
+    """The state dict as n model-parallel shards, each tensor its own compact storage."""
+    shards: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
+    for name, tensor in state.items():
+        dim = MODEL_PARALLEL_DIM.get(name.split(".")[-2])
+        if dim is not None and tensor.shape[dim] % n:
+            raise ValueError(f"{name} {tuple(tensor.shape)} does not split into {n} equal shards along dim {dim}")
+        pieces = [tensor] * n if dim is None else list(torch.chunk(tensor, n, dim=dim))
+        for shard, piece in zip(shards, pieces):
+            shard[name] = piece.clone()
+    return shards
+
+
 def make_tiny_checkpoint(
     out_dir: str | Path,
     config: str = "gqa2",
@@ -145,6 +168,7 @@ def make_tiny_checkpoint(
     dtype: torch.dtype | str = torch.bfloat16,
     tied: bool = False,
     use_scaled_rope: bool = False,
+    shards: int = 1,
     force: bool = False,
 ) -> Path:
     """Write consolidated.00.pth, params.json and tokenizer.model into OUT_DIR.
@@ -168,7 +192,11 @@ def make_tiny_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
 
     state = _random_state_dict(params, tied=tied, seed=seed, dtype=dtype)
-    torch.save(state, out / CHECKPOINT_NAME)
+    if shards == 1:
+        torch.save(state, out / CHECKPOINT_NAME)
+    else:
+        for index, shard in enumerate(split_model_parallel(state, shards)):
+            torch.save(shard, out / f"consolidated.{index:02d}.pth")
     (out / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     shutil.copyfile(llama3_tokenizer_path(), out / "tokenizer.model")
     return out
@@ -188,6 +216,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tie the output projection to the embeddings: write no output.weight")
     parser.add_argument("--use-scaled-rope", action="store_true",
                         help='write "use_scaled_rope": true in params.json (Llama 3.1-style RoPE scaling)')
+    parser.add_argument("--shards", type=int, default=1,
+                        help="split into N model-parallel files consolidated.00.pth ... (default 1)")
     parser.add_argument("--force", action="store_true", help="write into an existing non-empty directory")
     return parser.parse_args(argv)
 
@@ -202,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             dtype=args.dtype,
             tied=args.tied,
             use_scaled_rope=args.use_scaled_rope,
+            shards=args.shards,
             force=args.force,
         )
-    except FileExistsError as exc:
+    except (FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     params = json.loads((out / "params.json").read_text())

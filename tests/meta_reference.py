@@ -292,3 +292,20 @@ def hf_logits(model, tokens: Sequence[int]) -> torch.Tensor:
     with torch.inference_mode():
         out = model(input_ids=_token_tensor(tokens), use_cache=False)
     return out.logits[0].float().clone()
+
+
+def meta_sample_top_p():
+    """Meta's sample_top_p, taken from llama_models/llama3/generation.py.
+
+    That module imports the multimodal model, which needs torchvision (not installable beside this
+    torch build), so the function is read from its source file instead of importing the module.
+    """
+    import ast
+    import importlib.util
+
+    path = Path(importlib.util.find_spec("llama_models").submodule_search_locations[0]) / "llama3" / "generation.py"
+    source = path.read_text()
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "sample_top_p")
+    namespace = {"torch": torch}
+    exec(compile(ast.Module([node], type_ignores=[]), str(path), "exec"), namespace)
+    return namespace["sample_top_p"]
