@@ -51,11 +51,31 @@ def test_rms_norm_computes_in_float32():
     assert not torch.equal(nb["rms_norm"](x, weight, EPS), in_bf16)
 
 
-def test_rope_frequencies():
-    expected = meta.precompute_freqs_cis(Dh, 4 * T, THETA)
-    ours = nb["rope_frequencies"](Dh, 4 * T, THETA)
+@pytest.mark.parametrize("use_scaled", [False, True], ids=["llama3", "llama3.1-scaled"])
+@pytest.mark.parametrize("head_dim, theta", [(Dh, THETA), (128, 500000.0), (64, 500000.0)])
+def test_rope_frequencies(use_scaled, head_dim, theta):
+    expected = meta.precompute_freqs_cis(head_dim, 4 * T, theta, use_scaled)
+    ours = nb["rope_frequencies"](head_dim, 4 * T, theta, use_scaled)
     assert ours.dtype == expected.dtype == torch.complex64
     torch.testing.assert_close(ours, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("factor", [8.0, 32.0], ids=["llama3.1", "llama3.2"])
+def test_rope_scaling_factor_equals_metas_configurable_apply_scaling(factor):
+    # Meta's later code (llama_models.llama4) takes the factor as an argument; Llama 3.2 1B/3B use 32.
+    from llama_models.llama4.model import apply_scaling
+    plain = 1.0 / (THETA ** (torch.arange(0, 64, 2).float() / 64))
+    torch.testing.assert_close(nb["scale_rope_frequencies"](plain, factor), apply_scaling(plain, factor, 4),
+                               atol=0, rtol=1e-6)
+
+
+def test_rope_scaling_changes_the_slow_frequencies_only():
+    plain = 1.0 / (THETA ** (torch.arange(0, 128, 2).float() / 128))
+    scaled = nb["scale_rope_frequencies"](plain)
+    torch.testing.assert_close(scaled, meta.apply_scaling(plain), atol=0, rtol=0)
+    wavelength = 2 * torch.pi / plain
+    assert torch.equal(scaled[wavelength < 8192 / 4], plain[wavelength < 8192 / 4])  # fast ones untouched
+    torch.testing.assert_close(scaled[wavelength > 8192], plain[wavelength > 8192] / 8)  # slow ones / 8
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

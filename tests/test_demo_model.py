@@ -53,3 +53,32 @@ def test_logits_equal_hugging_face(demo_run, hf_model):
     assert ours.shape == expected.shape
     torch.testing.assert_close(ours, expected, atol=1e-3, rtol=0)
     assert torch.equal(ours.topk(5).indices, expected.topk(5).indices)
+
+
+def test_greedy_generation_equals_hugging_face_generate(demo_run, hf_model):
+    # The notebook's generate() with its KV cache, greedy (TEMPERATURE = 0, the default), 24 new tokens.
+    ours = demo_run["generated_tokens"]
+    assert len(ours) >= 24
+    ids = torch.tensor([demo_run["prompt_tokens"]])
+    with torch.inference_mode():
+        expected = hf_model.generate(ids, max_new_tokens=len(ours), do_sample=False,
+                                     eos_token_id=demo_run["stop_tokens"], pad_token_id=demo_run["stop_tokens"][0])
+    assert ours == expected[0, ids.shape[1]:].tolist()
+
+
+def test_chat_uses_smollm2s_own_template_and_answers_like_hugging_face(demo_run, hf_model):
+    from transformers import AutoTokenizer
+    hf_tokenizer = AutoTokenizer.from_pretrained(CACHE_DIR, gguf_file=GGUF_NAME)
+    expected = hf_tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                                add_generation_prompt=True, tokenize=True)
+    if isinstance(expected, dict) or hasattr(expected, "input_ids"):
+        expected = expected["input_ids"]
+    assert demo_run["chat_tokens"] == list(expected)
+
+    ids = torch.tensor([demo_run["chat_tokens"]])
+    answer = demo_run["answer"]
+    with torch.inference_mode():
+        hf_answer = hf_model.generate(ids, max_new_tokens=len(answer), do_sample=False,
+                                      eos_token_id=demo_run["stop_tokens"], pad_token_id=demo_run["stop_tokens"][0])
+    assert answer == hf_answer[0, ids.shape[1]:].tolist()
+    assert answer[-1] in demo_run["stop_tokens"]  # it finished its answer
