@@ -140,3 +140,14 @@ def test_transformer_layer(meta_parallel):
     expected = reference(x, 0, freqs_cis, causal_mask(T))[0]
     ours = nb["transformer_layer"](x[0], w, freqs_cis, causal_mask(T), H, H_KV, EPS)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(T, 64), (64,)], ids=["rows", "one-vector"])
+def test_linear_converts_in_blocks_without_changing_the_result(shape):
+    # A bf16 matrix with more rows than one 8 MiB float32 block holds, plus a remainder.
+    cols = 64
+    rows = 2 * (nb["CHUNK_BYTES"] // (cols * 4)) + 123
+    w = torch.randn(rows, cols).bfloat16()
+    x = torch.randn(shape)
+    torch.testing.assert_close(nb["linear"](x, w), x @ w.float().T, atol=1e-5, rtol=1e-5)
+    assert nb["linear"](x, w.float()).shape == (*shape[:-1], rows)
