@@ -83,8 +83,9 @@ def check_source(src: Path) -> dict:
     shards = sorted(p.name for p in src.iterdir() if SHARD_PATTERN.fullmatch(p.name))
     if len(shards) > 1:
         # The 70B comes as model-parallel shards, each holding a slice of every
-        # tensor; the notebook reads one consolidated.00.pth, and merging the
-        # slices (along a different axis per weight) is not done here.
+        # tensor. The notebook merges them when it reads them; this script only
+        # truncates single-file checkpoints (truncating each shard alike would be
+        # the way to extend it).
         raise TruncateError(f"source folder {src} holds {len(shards)} shards ({shards[0]} ... {shards[-1]}); "
                             "merging model-parallel shards is not supported by this script: "
                             "it truncates single-file checkpoints (8B-sized) only")
