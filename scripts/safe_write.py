@@ -1,0 +1,163 @@
+"""Output files written safely, for the scripts that write checkpoints.
+
+The scripts that write a model folder (truncate_checkpoint.py, convert_hf_checkpoint.py,
+prepare_demo_model.py, make_tiny_checkpoint.py, benchmark_memory.py --make-fake) share these rules:
+
+  * the free space is checked before anything is written (shutil.disk_usage against the bytes to write),
+    and a shortfall is refused with both numbers;
+  * every file is written under a temporary name and renamed into place only when it is complete, so an
+    interrupted run or a full disk never leaves a half-written file under a real name;
+  * a write that fails anyway (the disk filled up meanwhile) ends in one clear message that names the file.
+
+torch.save turns the OSError of a failed write into its own RuntimeError ("unexpected pos ...", "file
+write failed"); save_tensors() writes through a file object that keeps the real cause and raises it.
+
+Usage (from a script in scripts/):
+    from safe_write import DiskSpaceError, check_free_space, save_tensors, write_failure_message
+    check_free_space(dst, n_bytes, "the checkpoint")     # raises DiskSpaceError, nothing written yet
+    save_tensors(state, dst / "consolidated.00.pth.tmp")  # raises the write's own OSError
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # torch stays lazy: scripts answer argument errors without importing it
+    import torch
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+WRITE_CHUNK = 64 * 2**20  # large records are written in slices of this size, so that a progress bar moves
+
+
+class DiskSpaceError(Exception):
+    """Not enough free space for the output; raised before anything is written."""
+
+
+def human_size(n_bytes: int) -> str:
+    """1.23 GB, 45.6 MB, 7.8 kB or 12 B (decimal units, like file managers and `df -H`)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes} B"
+
+
+def free_space(folder: Path) -> int:
+    """Free bytes (for this user) on the file system FOLDER is on, or will be on once created."""
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free_space(folder: Path, needed: int, what: str, shown: str | None = None) -> None:
+    """Raise DiskSpaceError unless FOLDER's file system has NEEDED bytes free for WHAT (FOLDER shown as SHOWN)."""
+    free = free_space(folder)
+    if free < needed:
+        raise DiskSpaceError(
+            f"not enough free disk space in {shown or folder} for {what}: it needs {human_size(needed)} ({needed:,} bytes), "
+            f"but only {human_size(free)} ({free:,} bytes) are free. Free some space or choose another "
+            "destination; nothing was written")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def write_failure_message(exc: OSError, target: Path) -> str:
+    """One line for an OSError raised while writing TARGET (after the temporary files were removed)."""
+    what = exc.strerror or str(exc)
+    if is_disk_full(exc):
+        return (f"{what} while writing {target}: the partly written temporary files were removed and nothing "
+                "was written under a real name; free some disk space (or choose another destination) and run again")
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{what}{where} while writing {target}; nothing was written under a real name"
+
+
+def same_or_inside(path: Path, folder: Path) -> bool:
+    """True when PATH is FOLDER or inside it, however either is spelled (symlinks, '..')."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+class TensorWriter:
+    """A binary file for torch.save that remembers the exception a write raised, and moves a progress bar.
+
+    torch.save hands each record to write() as a memoryview of the tensor's storage, so wrapping the file
+    copies nothing.
+    """
+
+    def __init__(self, file: BinaryIO, bar=None) -> None:
+        self._file, self._bar = file, bar
+        self.error: BaseException | None = None  # what interrupted a write (a full disk, Ctrl-C)
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            for start in range(0, len(view), WRITE_CHUNK):
+                chunk = view[start:start + WRITE_CHUNK]
+                self._file.write(chunk)
+                if self._bar is not None and self._bar.total:
+                    # the zip's headers make the file a little larger than the tensors: cap at 100%
+                    self._bar.update(min(len(chunk), self._bar.total - self._bar.n))
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return len(view)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
+def save_tensors(state: dict[str, torch.Tensor], path: Path, bar=None) -> None:
+    """torch.save STATE to PATH (a temporary name), then fsync; a failed write raises its own OSError."""
+    import torch
+
+    with open(path, "wb") as file:
+        writer = TensorWriter(file, bar)
+        try:
+            torch.save(state, writer)
+        except BaseException:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+        file.flush()
+        os.fsync(file.fileno())  # a rename must never publish a file whose bytes are still in flight
+
+
+def write_text(path: Path, text: str) -> None:
+    """PATH's new content TEXT, written in full (and fsynced) before the caller renames it into place."""
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Create PATH's missing parent folders; returns those it created, deepest first (for remove_empty)."""
+    created = []
+    parent = Path(os.path.abspath(path)).parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    Path(os.path.abspath(path)).parent.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove FOLDERS (deepest first) that are empty: a failed run leaves no new empty folder behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fsrc, open(dst, "wb") as fdst:
+        shutil.copyfileobj(fsrc, fdst)
+        fdst.flush()
+        os.fsync(fdst.fileno())
