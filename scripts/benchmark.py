@@ -12,7 +12,9 @@ Measured, each as the median of --repeats runs after one warm-up run, the two si
     prefill  one forward pass over a --prompt-tokens prompt that fills the KV cache; tokens/s = prompt tokens / time
     no cache (with --no-cache) the notebook's forward re-run over the whole sequence for each new token
 
-The last line printed is one JSON object with the numbers.
+The last line printed is one JSON object with the numbers. A --model-dir is loaded and checked with the notebook's
+own functions (torch.load(..., weights_only=True, mmap=True): a pickle that would run code is refused without
+running it); a bad file or params.json ends in one `benchmark.py: error: ...` line naming it (exit status 2).
 
 Usage:
     python scripts/benchmark.py [--repeats 5] [--new-tokens 128] [--prompt-tokens 512] [--threads N] [--no-cache]
@@ -79,12 +81,24 @@ def ensure_demo_model() -> None:
 
 
 def load_scratch_model(nb: dict, model_dir: Path):
-    """The notebook's Model, built exactly as the notebook builds it."""
-    if not (model_dir / "params.json").is_file() or not sorted(model_dir.glob("consolidated.*.pth")):
-        raise BenchmarkError(f"{model_dir} must hold Meta's params.json and consolidated.00.pth")
-    cfg = nb["Config"].from_params(json.loads((model_dir / "params.json").read_text()))
-    checkpoint = nb["load_checkpoint"](model_dir)
-    nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+    """The notebook's Model, loaded and checked exactly as the notebook does it.
+
+    The notebook's loader is torch.load(..., weights_only=True, mmap=True): a pickle that would run code is
+    refused without running it; its InputError (a damaged file, an HTML page, a params.json that does not fit
+    the weights) becomes a BenchmarkError with the same message.
+    """
+    missing = [] if (model_dir / "params.json").is_file() else ["params.json"]
+    if not sorted(model_dir.glob("consolidated.*.pth")):
+        missing.append("consolidated.00.pth")
+    if missing:
+        raise BenchmarkError(f"{' and '.join(str(model_dir / name) for name in missing)} missing: --model-dir must "
+                             "hold Meta's params.json and consolidated.00.pth")
+    try:
+        cfg = nb["Config"].from_params(nb["read_params"](model_dir))
+        checkpoint = nb["load_checkpoint"](model_dir)
+        nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+    except nb["InputError"] as error:
+        raise BenchmarkError(str(error)) from None
     return nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)
 
 
@@ -246,16 +260,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except BenchmarkError as error:
+        print(f"benchmark.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.model_dir.resolve() == DEMO_DIR:
         ensure_demo_model()
     elif args.hf_model is None:
         raise BenchmarkError("with another --model-dir, pass --hf-model: the same weights for transformers")
-    busy = busy_fraction()  # measured before this script itself adds to it
     hf_path = args.hf_model or DEMO_GGUF
+    if not hf_path.exists():
+        raise BenchmarkError(f"--hf-model {hf_path}: no such file or folder")
 
     nb = load_notebook_functions()
-    scratch = load_scratch_model(nb, args.model_dir)
+    scratch = load_scratch_model(nb, args.model_dir)  # a bad folder is refused before anything is timed
+    busy = busy_fraction()  # other processes' share of the CPU, measured while this one sleeps
     hf = load_hf_model(hf_path)
     tokenizer = load_tokenizer(nb, args.model_dir)
     decode_prompt = tokenizer.encode(DECODE_PROMPT)
@@ -325,7 +349,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as error:
-        sys.exit(f"benchmark.py: error: {error}")
+    sys.exit(main())

@@ -51,6 +51,14 @@ needs little memory: torch.save writes the file's structure without the tensors'
 a block of rows at a time, and the zip's CRC-32 fields are patched so that the file is a valid zip, like
 torch.save's. Its peak RssAnon is measured and printed.
 
+Bad input: MODEL_DIR is loaded and checked first with the notebook's own load_checkpoint_file, read_params and
+check_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code is refused without
+running it); a damaged or truncated file, an HTML page saved as the checkpoint, or a params.json that is missing,
+not JSON, lacks a key or does not fit a tensor's shape ends in one `error: ...` line naming the file, key or tensor
+(exit status 2). --make-fake refuses a DIR that exists and is not empty unless --force, and a disk without the
+checkpoint's size + 1 GB free; the file is reserved (posix_fallocate) and written under DIR/.partial/, renamed into
+place when complete, so a full disk leaves nothing half-written.
+
 Run every measurement alone on the machine (e.g. under `flock /tmp/bench.lock ...`): other processes'
 memory traffic changes the times.
 """
@@ -80,6 +88,8 @@ from tqdm import tqdm
 
 from make_tiny_checkpoint import expected_shapes
 from notebook_code import load_notebook_functions
+from safe_write import (DiskSpaceError, check_free_space, human_size, is_disk_full, make_parents, remove_empty,
+                        write_failure_message, write_text)
 
 GiB = 2**30
 CHECKPOINT_NAME = "consolidated.00.pth"
@@ -239,12 +249,36 @@ def drop_page_cache(path: Path) -> None:
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+class BadCheckpoint(Exception):
+    """The notebook's InputError about MODEL_DIR: a file that is missing, damaged, unsafe or does not fit."""
+
+
 def checkpoint_paths(model_dir: Path) -> list[Path]:
+    if not model_dir.is_dir():
+        raise BadCheckpoint(f"{model_dir} is not a directory (make a checkpoint there with "
+                            f"--make-fake {model_dir} --shape 1gb)")
     paths = sorted(model_dir.glob("consolidated.*.pth"))
-    if not paths or not (model_dir / "params.json").is_file():
-        raise FileNotFoundError(f"{model_dir} holds no consolidated.*.pth and params.json "
-                                f"(make one with --make-fake {model_dir} --shape 1gb)")
+    missing = ([] if (model_dir / "params.json").is_file() else ["params.json"]) + ([] if paths else [CHECKPOINT_NAME])
+    if missing:
+        raise BadCheckpoint(f"{' and '.join(str(model_dir / name) for name in missing)} missing: MODEL_DIR must hold "
+                            f"Meta's consolidated.*.pth and params.json (make a checkpoint with "
+                            f"--make-fake DIR --shape 1gb)")
     return paths
+
+
+def load_checked(nb: dict, model_dir: Path):
+    """(Config, checkpoint) as the notebook loads and checks them; BadCheckpoint names the file, key or tensor.
+
+    torch.load(..., weights_only=True, mmap=True) in the notebook's load_checkpoint_file: a pickle that would
+    run code is refused without running it, an HTML page or a truncated file is named as such.
+    """
+    try:
+        cfg = nb["Config"].from_params(nb["read_params"](model_dir))
+        checkpoint = nb["load_checkpoint"](model_dir)
+        nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+    except nb["InputError"] as exc:
+        raise BadCheckpoint(str(exc)) from None
+    return cfg, checkpoint
 
 
 # --------------------------------------------------------------------------- one configuration (the child)
@@ -271,7 +305,7 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
         return result
 
     nb = load_notebook_functions()  # the notebook's own functions, classes and constants
-    cfg = nb["Config"].from_params(json.loads((model_dir / "params.json").read_text()))
+    cfg, _ = load_checked(nb, model_dir)  # refuses a bad folder before anything is measured
     dtype = DTYPES[dtype_name]
     tokens = torch.randint(cfg.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(seed)).tolist()
 
@@ -394,6 +428,7 @@ def benchmark(args: argparse.Namespace) -> int:
     model_dir: Path = args.model_dir
     paths = checkpoint_paths(model_dir)
     configs = parse_configs(args.configs)
+    load_checked(load_notebook_functions(), model_dir)  # a bad folder: one message here, not one per child
     size = sum(p.stat().st_size for p in paths)
     mem = read_meminfo()
     print(f"checkpoint {model_dir}: {size / GiB:.2f} GiB in {len(paths)} file(s); memory: {mem['MemTotal'] / GiB:.1f}"
@@ -466,17 +501,19 @@ def make_fake(out_dir: Path, shape: str, seed: int = 0, force: bool = False, pro
     params = SHAPES[shape]
     out_dir = Path(out_dir)
     target = out_dir / CHECKPOINT_NAME
-    existing = [p.name for p in (target, out_dir / "params.json") if p.exists()]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    # (.partial: what a killed run of this command left; it is replaced)
+    existing = sorted(p.name for p in out_dir.iterdir() if p.name != ".partial") if out_dir.is_dir() else []
     if existing and not force:
-        raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}: refusing to overwrite it "
-                              f"(use --force)")
+        shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+        raise FileExistsError(f"{out_dir} already exists and holds {shown}: refusing to overwrite it "
+                              f"(use --force to replace its {CHECKPOINT_NAME} and params.json)")
     shapes = expected_shapes(params)  # Meta's key names, in Meta's order
     total = sum(2 * math.prod(s) for s in shapes.values())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(out_dir).free + (target.stat().st_size if target.exists() else 0)
-    if free < total + GiB:
-        raise OSError(f"{out_dir} has {free / 1e9:.1f} GB free; the {shape} checkpoint needs {total / 1e9:.1f} GB "
-                      f"(and 1 GB to spare)")
+    # The new file is complete before an old one (with --force) is replaced: no credit for the old one.
+    check_free_space(out_dir, total + GiB, f"the {shape} checkpoint ({human_size(total)}) and 1 GB to spare")
+    created = make_parents(target)
     # written under a temporary folder and moved in when complete (the same file name keeps torch.save's
     # archive name, "consolidated.00/...", as for a file saved directly)
     partial_dir = out_dir / ".partial"
@@ -486,10 +523,17 @@ def make_fake(out_dir: Path, shape: str, seed: int = 0, force: bool = False, pro
     start = time.perf_counter()
     try:
         stats = _write_fake(partial, shapes, seed, progress)
-        os.replace(partial, target)
-    finally:
+        write_text(partial_dir / "params.json", json.dumps(params) + "\n")
+        os.replace(partial_dir / "params.json", out_dir / "params.json")
+        os.replace(partial, target)  # the checkpoint last
+        for stale in out_dir.glob("consolidated.*.pth"):  # --force: other shards would be merged in
+            if stale != target:
+                stale.unlink()
+    except BaseException:
         shutil.rmtree(partial_dir, ignore_errors=True)
-    (out_dir / "params.json").write_text(json.dumps(params) + "\n")
+        remove_empty(created)
+        raise
+    shutil.rmtree(partial_dir, ignore_errors=True)
     return {"path": str(target), "bytes": target.stat().st_size, "tensors": len(shapes),
             "parameters": total // 2, "seconds": time.perf_counter() - start, **stats}
 
@@ -503,6 +547,9 @@ def _write_fake(partial: Path, shapes: dict[str, tuple[int, ...]], seed: int, pr
         with torch.serialization.skip_data():
             torch.save(skeleton, partial)
         del skeleton
+        # reserve the file's blocks: a full disk is then an OSError here, not a SIGBUS in the filling below
+        with open(partial, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
         # 2. fill every tensor in place through a shared mapping: the pages written are the file's page cache
         with torch.serialization.set_default_mmap_options(mmap.MAP_SHARED):
             stored = torch.load(partial, mmap=True, weights_only=True)
@@ -565,7 +612,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--make-fake", type=Path, metavar="DIR",
                         help="write a random-weights checkpoint (consolidated.00.pth + params.json) into DIR")
     parser.add_argument("--shape", choices=sorted(SHAPES), help="with --make-fake: 8b (16 GB) or 1gb (~1 GB)")
-    parser.add_argument("--force", action="store_true", help="with --make-fake: overwrite an existing checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="with --make-fake: write into a DIR that is not empty, replacing its checkpoint")
     args = parser.parse_args(argv)
     if args.make_fake is not None:
         if args.shape is None:
@@ -594,7 +642,16 @@ def main(argv: list[str] | None = None) -> int:
                                      args.interval_ms / 1000)), flush=True)
             return 0
         return benchmark(args)
-    except (FileNotFoundError, FileExistsError, ValueError, OSError) as exc:
+    except BadCheckpoint as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if is_disk_full(exc):  # the disk filled up while writing: the temporary folder is already gone
+            print(f"error: {write_failure_message(exc, args.make_fake or args.model_dir)}", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, DiskSpaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -30,6 +30,14 @@ with n_kv_heads).  This script applies the inverse, view(n_heads, 2,
 head_dim // 2, dim).transpose(1, 2).  wv, wo and the rest are not rotated, so
 their rows are in the same order in both layouts.
 
+Bad input ends in one `error: ...` line (exit status 2) that names the file or the key: a config.json
+that is missing, not JSON (an HTML page: a failed download) or lacks a key; a safetensors file that is an
+HTML page or cut short; a tensor whose shape does not fit config.json.  DST must not be HF_DIR or inside
+it (however spelled: symlinks and '..' are resolved), and must not exist unless --force.  The free space
+for the checkpoint and the scratch files is checked before anything is written (exit status 1), and
+everything is written into a temporary sibling folder renamed into place at the end: a full disk or an
+interrupt leaves no half-written file under a real name.
+
 Memory.  torch.save needs one dict holding every tensor, so the tensors are
 never loaded: safetensors' safe_open returns tensors that are memory-mapped
 views of the shard files, and torch.save streams them from the page cache into
@@ -57,18 +65,23 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
+
+from safe_write import (DiskSpaceError, check_free_space, copy_file, human_size, is_disk_full, make_parents,
+                        remove_empty, same_or_inside, save_tensors, write_failure_message, write_text)
+from verify_checkpoint import looks_like_markup
 
 CHECKPOINT_NAME = "consolidated.00.pth"
 PARAMS_NAME = "params.json"
 TOKENIZER_NAME = "tokenizer.model"
 LLAMA3_VOCAB_SIZE = 128256
+ZIP_OVERHEAD = 2**20  # torch.save's zip headers and 64-byte alignment, and params.json, generously
 
 # Meta's published (multiple_of, ffn_dim_multiplier) for (dim, FFN hidden size),
 # from the params.json files in llama_models/sku_list.py.  Other pairs would
@@ -110,6 +123,19 @@ _HF_LAYER_TO_META = {
 
 class ConversionError(Exception):
     """A problem with the input or the destination, reported as `error: ...`."""
+
+
+def open_safetensors(path: Path):
+    """safe_open(PATH), or a ConversionError that names the file and says what it looks like."""
+    try:
+        return safe_open(path, framework="pt")
+    except (SafetensorError, OSError) as exc:
+        with path.open("rb") as f:
+            kind = looks_like_markup(f.read(4096))
+        what = (f"it is {kind}, not model weights: its download failed" if kind
+                else "it is truncated or damaged (an interrupted download?)")
+        raise ConversionError(f"cannot read {path} as a safetensors file ({exc}): {what}; "
+                              "download it again") from None
 
 
 # --------------------------------------------------------------------------- params.json
@@ -320,7 +346,7 @@ def find_shards(hf_dir: Path) -> dict[str, Path]:
         raise ConversionError(f"no model.safetensors or model-*.safetensors in {hf_dir}{hint}")
     shards: dict[str, Path] = {}
     for file in files:
-        with safe_open(file, framework="pt") as f:
+        with open_safetensors(file) as f:
             shards.update({name: file for name in f.keys()})
     return shards
 
@@ -328,13 +354,22 @@ def find_shards(hf_dir: Path) -> dict[str, Path]:
 def _scratch_tensor(scratch_dir: Path, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """An empty tensor backed by a shared mapping of a new file: its pages belong to the page cache."""
     numel = math.prod(shape)
-    return torch.from_file(str(scratch_dir / f"{name}.bin"), shared=True, size=numel, dtype=dtype).view(shape)
+    path = scratch_dir / f"{name}.bin"
+    # Reserve the blocks first: a full disk is then an OSError here, not a SIGBUS when the mapping is written.
+    with path.open("wb") as f:
+        os.posix_fallocate(f.fileno(), 0, numel * dtype.itemsize)
+    return torch.from_file(str(path), shared=True, size=numel, dtype=dtype).view(shape)
 
 
 def meta_state_dict(
-    hf_dir: Path, config: dict, params: dict, scratch_dir: Path, progress: bool = True
+    hf_dir: Path, config: dict, params: dict, scratch_dir: Path, progress: bool = True,
+    before_writing: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Meta's state dict (Meta's key order) of memory-mapped HF tensors; q/k reordered into scratch files."""
+    """Meta's state dict (Meta's key order) of memory-mapped HF tensors; q/k reordered into scratch files.
+
+    BEFORE_WRITING(checkpoint_bytes, scratch_bytes), if given, is called once every tensor is mapped and
+    checked, before the first scratch file is written (the free-space check).
+    """
     tied = bool(config.get("tie_word_embeddings", False))
     shards = find_shards(hf_dir)
     expected = expected_hf_shapes(config, tied)
@@ -352,46 +387,42 @@ def meta_state_dict(
         raise ConversionError(f"the safetensors files in {hf_dir} do not match config.json: {'; '.join(detail)}")
 
     heads = {"self_attn.q_proj.weight": params["n_heads"], "self_attn.k_proj.weight": params["n_kv_heads"]}
-    out: dict[str, torch.Tensor] = {}
+    mapped: dict[str, torch.Tensor] = {}
     # The tensors keep their own mappings of the shards after the files are closed.
     with contextlib.ExitStack() as stack:
-        handles = {file: stack.enter_context(safe_open(file, framework="pt"))
-                   for file in sorted(set(shards.values()))}
-        for hf_name in tqdm(expected, desc="converting", unit="tensor", disable=not progress, file=sys.stderr):
-            tensor = handles[shards[hf_name]].get_tensor(hf_name)  # memory-mapped: nothing is read yet
+        handles = {file: stack.enter_context(open_safetensors(file)) for file in sorted(set(shards.values()))}
+        for hf_name in expected:
+            mapped[hf_name] = tensor = handles[shards[hf_name]].get_tensor(hf_name)  # memory-mapped: nothing read
             if tuple(tensor.shape) != expected[hf_name]:
-                raise ConversionError(f"{hf_name} has shape {tuple(tensor.shape)}, "
+                raise ConversionError(f"{hf_name} in {shards[hf_name]} has shape {tuple(tensor.shape)}, "
                                       f"config.json implies {expected[hf_name]}")
-            name = meta_name(hf_name)
-            leaf = hf_name.split(".", 3)[-1]  # "self_attn.q_proj.weight" for a layer's tensor
-            if hf_name.startswith("model.layers.") and leaf in heads:
-                # Reordering rows needs a copy: write it straight into a file-backed tensor.
-                target = _scratch_tensor(scratch_dir, name, tuple(tensor.shape), tensor.dtype)
-                target.view(heads[leaf], -1, 2, tensor.shape[1]).copy_(permute_hf_to_meta(tensor, heads[leaf]))
-                tensor = target
-            out[name] = tensor
+
+    def permuted(hf_name: str) -> str | None:
+        leaf = hf_name.split(".", 3)[-1]  # "self_attn.q_proj.weight" for a layer's tensor
+        return leaf if hf_name.startswith("model.layers.") and leaf in heads else None
+
+    if before_writing is not None:
+        before_writing(sum(t.numel() * t.element_size() for t in mapped.values()),
+                       sum(t.numel() * t.element_size() for n, t in mapped.items() if permuted(n)))
+    out: dict[str, torch.Tensor] = {}
+    for hf_name, tensor in tqdm(mapped.items(), desc="converting", unit="tensor", disable=not progress,
+                                file=sys.stderr):
+        name = meta_name(hf_name)
+        if leaf := permuted(hf_name):
+            # Reordering rows needs a copy: write it straight into a file-backed tensor.
+            target = _scratch_tensor(scratch_dir, name, tuple(tensor.shape), tensor.dtype)
+            target.view(heads[leaf], -1, 2, tensor.shape[1]).copy_(permute_hf_to_meta(tensor, heads[leaf]))
+            tensor = target
+        out[name] = tensor
     return out
 
 
 def save_with_progress(state: dict[str, torch.Tensor], path: Path, progress: bool = True) -> None:
-    """torch.save, with a byte progress bar fed by polling the file's size (torch.save has no callback)."""
+    """torch.save through a file object that moves a byte progress bar and keeps a failed write's OSError."""
     total = sum(t.numel() * t.element_size() for t in state.values())
-    done = threading.Event()
-
-    def poll(bar: tqdm) -> None:
-        while not done.wait(0.25):
-            if path.exists():
-                bar.update(min(path.stat().st_size, total) - bar.n)
-
     with tqdm(total=total, desc=f"writing {path.name}", unit="B", unit_scale=True, disable=not progress,
               file=sys.stderr) as bar:
-        thread = threading.Thread(target=poll, args=(bar,), daemon=True)
-        thread.start()
-        try:
-            torch.save(state, path)
-        finally:
-            done.set()
-            thread.join()
+        save_tensors(state, path, bar)
         bar.update(total - bar.n)
 
 
@@ -433,13 +464,14 @@ def read_config(hf_dir: Path) -> dict:
         raise ConversionError(f"{path} not found: HF_DIR must hold a Hugging Face model's config.json")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConversionError(f"{path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        kind = looks_like_markup(path.read_bytes()[:4096])
+        hint = f" (it is {kind}: its download failed; download it again)" if kind else ""
+        raise ConversionError(f"{path} is not valid JSON{hint}: {exc}") from None
 
 
 def check_destination(hf_dir: Path, dst: Path, force: bool) -> None:
-    src, out = hf_dir.resolve(), dst.resolve()
-    if out == src or src in out.parents:
+    if same_or_inside(dst, hf_dir):  # also when spelled through a symlink or with '..'
         raise ConversionError(f"DST {dst} is inside HF_DIR {hf_dir}: the input folder is never modified")
     if dst.exists() or dst.is_symlink():
         if not dst.is_dir():
@@ -447,13 +479,6 @@ def check_destination(hf_dir: Path, dst: Path, force: bool) -> None:
         if not force:
             raise ConversionError(f"{dst} already exists (use --force to replace its {CHECKPOINT_NAME}, "
                                   f"{PARAMS_NAME} and {TOKENIZER_NAME})")
-
-
-def _size(nbytes: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.2f} {unit}"
-    return f"{nbytes} B"
 
 
 def convert(hf_dir: Path, dst: Path, tokenizer: Path | None = None, force: bool = False,
@@ -465,26 +490,34 @@ def convert(hf_dir: Path, dst: Path, tokenizer: Path | None = None, force: bool 
     check_destination(hf_dir, dst, force)
     tokenizer_src = find_tokenizer(hf_dir, tokenizer)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    created_parents = make_parents(dst)
     # Everything is written into a temporary sibling of DST (same file system),
     # then moved into place with os.replace: an interrupted run leaves no half-written DST.
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise become DST's mode
+
+    def check_space(checkpoint_bytes: int, scratch_bytes: int) -> None:
+        # The reordered q/k scratch files and the new checkpoint exist side by side until the end.
+        extra = ZIP_OVERHEAD + (tokenizer_src.stat().st_size if tokenizer_src is not None else 0)
+        check_free_space(dst.parent, checkpoint_bytes + scratch_bytes + extra,
+                         f"{CHECKPOINT_NAME} ({human_size(checkpoint_bytes)}) and the scratch copies of wq and wk "
+                         f"({human_size(scratch_bytes)})", shown=str(dst))
+
     try:
         scratch = tmp / "scratch"
         scratch.mkdir()
-        state = meta_state_dict(hf_dir, config, params, scratch, progress=progress)
+        state = meta_state_dict(hf_dir, config, params, scratch, progress=progress, before_writing=check_space)
         n_tensors = len(state)
         dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in state.values()})
         tied = "output.weight" not in state
         save_with_progress(state, tmp / CHECKPOINT_NAME, progress=progress)
         del state  # unmap the shards and the scratch files before deleting them
         shutil.rmtree(scratch)
-        (tmp / PARAMS_NAME).write_text(json.dumps(params, indent=2) + "\n")
+        write_text(tmp / PARAMS_NAME, json.dumps(params, indent=2) + "\n")
         if tokenizer_src is not None:
-            shutil.copyfile(tokenizer_src, tmp / TOKENIZER_NAME)
+            copy_file(tokenizer_src, tmp / TOKENIZER_NAME)
 
         if dst.is_dir():  # --force: replace our files, leave anything else in DST alone
             for name in (CHECKPOINT_NAME, PARAMS_NAME, TOKENIZER_NAME):
@@ -496,6 +529,8 @@ def convert(hf_dir: Path, dst: Path, tokenizer: Path | None = None, force: bool 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not dst.exists():
+            remove_empty(created_parents)
 
     return {
         "dst": dst, "params": params, "n_tensors": n_tensors, "dtypes": dtypes, "tied": tied,
@@ -510,13 +545,13 @@ def print_summary(summary: dict, hf_dir: Path) -> None:
     dst, params = summary["dst"], summary["params"]
     output = "no output.weight (tied to tok_embeddings)" if summary["tied"] else "with output.weight"
     print(f"wrote {dst}/ in {summary['seconds']:.1f} s")
-    print(f"  {CHECKPOINT_NAME:20s} {_size(summary['checkpoint_bytes']):>9s}  {summary['n_tensors']} tensors, "
+    print(f"  {CHECKPOINT_NAME:20s} {human_size(summary['checkpoint_bytes']):>9s}  {summary['n_tensors']} tensors, "
           f"{'/'.join(summary['dtypes'])}, {output}")
-    print(f"  {PARAMS_NAME:20s} {_size((dst / PARAMS_NAME).stat().st_size):>9s}  "
+    print(f"  {PARAMS_NAME:20s} {human_size((dst / PARAMS_NAME).stat().st_size):>9s}  "
           f"FFN hidden size {summary['ffn_hidden']} = Meta's formula with multiple_of {params['multiple_of']}"
           + (f", ffn_dim_multiplier {params['ffn_dim_multiplier']}" if "ffn_dim_multiplier" in params else ""))
     if summary["tokenizer"] is not None:
-        print(f"  {TOKENIZER_NAME:20s} {_size((dst / TOKENIZER_NAME).stat().st_size):>9s}  "
+        print(f"  {TOKENIZER_NAME:20s} {human_size((dst / TOKENIZER_NAME).stat().st_size):>9s}  "
               f"copied from {summary['tokenizer']}")
     elif summary["kept_tokenizer"]:
         print(f"note: kept the existing {dst / TOKENIZER_NAME} (no tokenizer given to replace it)")
@@ -561,6 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConversionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DiskSpaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up meanwhile, permissions: the temporary folder is already gone
+        if is_disk_full(exc):
+            print(f"error: {write_failure_message(exc, args.dst)}", file=sys.stderr)
+        else:
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print_summary(summary, args.hf_dir)
     return 0
 

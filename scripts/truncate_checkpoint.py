@@ -13,11 +13,20 @@ shallower model). This script writes such a folder, exactly:
 
 Any other file of SRC (checklist.chk, licenses, ...) is ignored, and named.
 
-The checkpoint is memory-mapped (torch.load(..., mmap=True)) and the kept
-tensors are written straight from the mapping, so the process needs about the
-size of the kept tensors in *reclaimable page cache* and almost no anonymous
-memory: truncating the 8B works on a machine with far less than 16 GB.
-SRC is only read. DST is written as *.tmp files renamed into place at the end.
+The checkpoint is read with the notebook's own loader, torch.load(..., weights_only=True,
+mmap=True): a pickle that would run code is refused, never run. It is checked against params.json
+as the notebook checks it: a damaged file, an HTML page saved under the checkpoint's name, or a
+params.json that does not fit the weights is refused with a message naming the file, key or tensor.
+
+The checkpoint is memory-mapped and the kept tensors are written straight from
+the mapping, so the process needs about the size of the kept tensors in
+*reclaimable page cache* and almost no anonymous memory: truncating the 8B
+works on a machine with far less than 16 GB.
+
+SRC is only read. DST must not be SRC (however spelled) and must be empty
+unless --force; the free space is checked before anything is written; DST is
+written as *.tmp files renamed into place at the end, so a full disk or an
+interrupt never leaves a half-written file under a real name.
 
 Usage:
     python scripts/truncate_checkpoint.py SRC DST --layers N [--force]
@@ -33,7 +42,10 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
+
+from safe_write import (DiskSpaceError, check_free_space, copy_file, is_disk_full, make_parents, remove_empty,
+                        save_tensors, write_failure_message)
 
 if TYPE_CHECKING:  # torch and tqdm stay lazy: user errors are answered instantly, without them
     import torch
@@ -45,7 +57,7 @@ PARAMS_NAME = "params.json"
 TOKENIZER_NAMES = ("tokenizer.model", "tokenizer_config.json")
 OUTPUT_NAMES = (CHECKPOINT_NAME, PARAMS_NAME, *TOKENIZER_NAMES)
 TMP_SUFFIX = ".tmp"
-WRITE_CHUNK = 64 * 1024 * 1024
+ZIP_OVERHEAD = 2**20  # torch.save's zip headers and 64-byte alignment, generously
 
 SHARD_PATTERN = re.compile(r"consolidated\.(\d+)\.pth")
 LAYER_KEY = re.compile(r"layers\.(\d+)\.")
@@ -139,22 +151,28 @@ def layer_index(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def load_mmap(path: Path) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors, memory-mapped read-only: nothing is read until used."""
-    import pickle
+def load_source(src: Path, n_keep: int) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """SRC's tensors, memory-mapped read-only, checked against its params.json; and the keys to keep.
 
-    import torch
+    The loading and the checks are the notebook's own (load_checkpoint_file, read_params, Config,
+    check_checkpoint): torch.load(..., weights_only=True, mmap=True), so a pickle that would run code is
+    refused without running it, and an HTML page, a truncated file or a params.json that does not fit the
+    weights ends in a message that names the file, the key or the tensor. mmap=True maps the file
+    MAP_PRIVATE from a read-only descriptor: the tensors' bytes stay on disk (page cache), SRC cannot be
+    written, and nothing is read until used.
+    """
+    from notebook_code import load_notebook_functions
 
+    nb = load_notebook_functions()
+    path = src / CHECKPOINT_NAME
     try:
-        # mmap=True maps the file MAP_PRIVATE from a read-only descriptor: the
-        # tensors' bytes stay on disk (page cache) and SRC cannot be written.
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, ValueError, EOFError) as exc:
-        raise TruncateError(f"cannot read {path} as a PyTorch checkpoint: {exc}") from None
-    if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise TruncateError(f"{path} is not a dict of tensors (Meta's state_dict layout)")
-    return state
+        cfg = nb["Config"].from_params(nb["read_params"](src))
+        state = nb["load_checkpoint_file"](path)
+        keys = select_keys(state, n_keep, cfg.n_layers, path)  # the layers first: the likeliest mismatch
+        nb["check_checkpoint"](state, cfg, str(path))
+    except nb["InputError"] as exc:
+        raise TruncateError(str(exc)) from None
+    return state, keys
 
 
 def select_keys(state: dict[str, torch.Tensor], n_keep: int, n_layers: int, path: Path) -> list[str]:
@@ -197,66 +215,17 @@ def compact(state: dict[str, torch.Tensor], keys: list[str]) -> tuple[dict[str, 
     return kept, cloned
 
 
-class _ProgressWriter:
-    """A binary file that advances a tqdm bar by what torch.save writes through it.
-
-    torch.save hands each record to write() as a memoryview of the storage
-    itself (here: of the mapped source file), so wrapping the file copies nothing.
-    """
-
-    def __init__(self, file: BinaryIO, bar) -> None:
-        self._file, self._bar = file, bar
-        self.error: BaseException | None = None  # what interrupted a write (Ctrl-C, disk full)
-
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        try:
-            # The 8B's embedding is one 1 GB record: write it in slices (views,
-            # no copies) so that the bar moves while it is written.
-            for start in range(0, len(view), WRITE_CHUNK):
-                chunk = view[start:start + WRITE_CHUNK]
-                self._file.write(chunk)
-                # The zip headers make the file a little larger than the tensors: cap at 100%.
-                self._bar.update(min(len(chunk), self._bar.total - self._bar.n))
-        except BaseException as exc:
-            self.error = exc
-            raise
-        return len(view)
-
-    def flush(self) -> None:
-        self._file.flush()
-
-
 def save_state(state: dict[str, torch.Tensor], path: Path, total_bytes: int, progress: bool) -> None:
-    """torch.save STATE to PATH, with a progress bar on stderr, then fsync."""
-    import torch
+    """torch.save STATE to PATH, with a progress bar on stderr, then fsync (safe_write.save_tensors)."""
     from tqdm import tqdm
 
     # disable=None hides the bar when stderr is not a terminal (logs, tests).
     with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="write", file=sys.stderr,
-              disable=None if progress else True, leave=False) as bar, path.open("wb") as file:
-        writer = _ProgressWriter(file, bar)
-        try:
-            torch.save(state, writer)
-        except BaseException:
-            # When a write fails, torch's zip writer still closes the archive and
-            # raises its own RuntimeError ("unexpected pos ..."), which would hide
-            # the cause: raise the cause (KeyboardInterrupt, OSError) instead.
-            if writer.error is not None:
-                raise writer.error from None
-            raise
-        file.flush()
-        os.fsync(file.fileno())  # the rename at the end must not publish a file still in flight
+              disable=None if progress else True, leave=False) as bar:
+        save_tensors(state, path, bar)
 
 
 # --------------------------------------------------------------------------- the job
-def copy_file(src: Path, dst: Path) -> None:
-    with src.open("rb") as fsrc, dst.open("wb") as fdst:
-        shutil.copyfileobj(fsrc, fdst)
-        fdst.flush()
-        os.fsync(fdst.fileno())
-
-
 def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bool = False,
                         progress: bool = False) -> Summary:
     """Write the first N_KEEP layers of the Meta folder SRC into the folder DST (see the module doc)."""
@@ -266,8 +235,7 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
     check_layers(n_keep, n_layers)
     check_destination(src, dst, force)
 
-    state = load_mmap(src / CHECKPOINT_NAME)
-    keys = select_keys(state, n_keep, n_layers, src / CHECKPOINT_NAME)
+    state, keys = load_source(src, n_keep)
     kept, cloned = compact(state, keys)
     summary = Summary(
         kept_layers=n_keep, total_layers=n_layers, kept_keys=keys,
@@ -278,8 +246,12 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
         ignored_files=sorted(p.name for p in src.iterdir() if p.name not in OUTPUT_NAMES),
     )
 
-    created = not dst.exists()
-    dst.mkdir(parents=True, exist_ok=True)
+    # The new files are complete before the old ones (with --force) are replaced: no credit for those.
+    needed = summary.kept_bytes + ZIP_OVERHEAD + sum((src / name).stat().st_size
+                                                     for name in (PARAMS_NAME, *summary.copied_files))
+    check_free_space(dst, needed, f"the first {n_keep} layers of {src / CHECKPOINT_NAME}")
+
+    created = make_parents(dst / CHECKPOINT_NAME)  # DST and its missing parents, removed again on failure
     written = [CHECKPOINT_NAME, PARAMS_NAME, *summary.copied_files]
     tmp = {name: dst / (name + TMP_SUFFIX) for name in written}
     try:
@@ -299,8 +271,7 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
     except BaseException:
         for path in tmp.values():
             path.unlink(missing_ok=True)
-        if created and not any(dst.iterdir()):
-            dst.rmdir()
+        remove_empty(created)
         raise
 
     # --force: outputs of an earlier run that this run did not write (a
@@ -365,9 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     except TruncateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DiskSpaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # disk full, permissions: the message says it, a traceback would not help
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        if is_disk_full(exc):
+            print(f"error: {write_failure_message(exc, args.dst)}", file=sys.stderr)
+        else:
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; no output file was left half-written", file=sys.stderr)
