@@ -106,11 +106,15 @@ def test_a_truncated_or_corrupt_checkpoint_points_to_the_checksums(damage, model
     assert f"python scripts/verify_checkpoint.py {model_copy}" in error.evalue and "checksums" in error.evalue
 
 
-def test_an_html_page_saved_as_the_checkpoint_is_named(model_copy, tmp_path):
+@pytest.mark.parametrize("kind, page", [
+    ("HTML", "<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head><body>AccessDenied</body></html>\n"),
+    ("XML", '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code></Error>\n'),  # S3's 403
+])
+def test_an_error_page_saved_as_the_checkpoint_is_named(kind, page, model_copy, tmp_path):
     path = model_copy / "consolidated.00.pth"
-    path.write_text("<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head><body>AccessDenied</body></html>\n")
+    path.write_text(page)
     error = notebook_error(tmp_path, model_copy)
-    assert f"{path} (" in error.evalue and "is an HTML page, not a checkpoint" in error.evalue
+    assert f"{path} ({len(page)} bytes) is an {kind} page, not a checkpoint" in error.evalue
     assert "verify_checkpoint.py" in error.evalue
 
 
