@@ -122,8 +122,11 @@ def test_feed_forward_and_its_size(multiple_of, multiplier, meta_parallel):
     assert reference.w1.weight.shape == (F, D)
     x = torch.randn(T, D)
     expected = reference(x[None])[0]
-    ours = nb["feed_forward"](x, reference.w1.weight, reference.w2.weight, reference.w3.weight)
+    w = {"w1": reference.w1.weight, "w2": reference.w2.weight, "w3": reference.w3.weight}
+    ours = nb["feed_forward"](x, w)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    stacked = w | {"w13": torch.cat([w["w1"], w["w3"]])}  # a prepared layer's one product instead of two
+    torch.testing.assert_close(nb["feed_forward"](x, stacked), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_ffn_hidden_size_of_llama3_8b():

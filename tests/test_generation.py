@@ -56,6 +56,38 @@ def test_each_cached_step_equals_metas_logits(config, kw, tiny_checkpoint_factor
     torch.testing.assert_close(torch.stack(steps), expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("dtype, tied", [(torch.bfloat16, False), (torch.float32, True)], ids=["bf16", "fp32-tied"])
+def test_prepared_layers_give_what_the_stored_weights_give(dtype, tied, tiny_checkpoint_factory, monkeypatch):
+    # A small float32 model computes with copies made once (column-major, converted to float32); a big one reads
+    # the memory-mapped file at every step. Same matrices, same logits at every cached step, same tokens.
+    ckpt = tiny_checkpoint_factory("gqa4", dtype=dtype, tied=tied)
+    prepared = notebook_model(ckpt)
+    assert prepared.layers is not None and prepared.output is not None
+    monkeypatch.setitem(nb, "RELAYOUT_MAX_BYTES", 0)  # as if the model were too big to copy
+    stored = notebook_model(ckpt)
+    assert stored.layers is None and stored.output is None
+    for i in range(stored.cfg.n_layers):
+        w, w_stored = nb["layer_weights"](prepared, i), nb["layer_weights"](stored, i)
+        assert w.keys() == w_stored.keys() | {"wqkv", "w13"}
+        assert all(torch.equal(w[k], w_stored[k].float()) and w[k].dtype == torch.float32 for k in w_stored)
+        assert torch.equal(w["wqkv"], torch.cat([w["wq"], w["wk"], w["wv"]]))
+        assert torch.equal(w["w13"], torch.cat([w["w1"], w["w3"]]))
+        assert {k for k in w if w[k].ndim == 2 and w[k].T.is_contiguous()} == {"wqkv", "w13", "wo"}  # column-major
+        assert w["wq"].data_ptr() == w["wqkv"].data_ptr() and w["w1"].data_ptr() == w["w13"].data_ptr()  # views
+    assert torch.equal(nb["output_matrix"](prepared), nb["output_matrix"](stored).float())
+    tokens = PROMPT + [100, 200, 300]
+    caches = [nb["new_kv_cache"](m, len(tokens)) for m in (prepared, stored)]
+    for start, n in [(0, len(PROMPT)), (len(PROMPT), 1), (len(PROMPT) + 1, 1), (len(PROMPT) + 2, 1)]:
+        a, b = (nb["forward"](m, tokens[start:start + n], start, c) for m, c in zip((prepared, stored), caches))
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # as against Meta: other kernels, other rounding
+    assert nb["generate"](prepared, PROMPT, 8) == nb["generate"](stored, PROMPT, 8)
+
+
+def test_models_computed_in_bf16_are_never_copied(tiny_checkpoint_factory):
+    model = notebook_model(tiny_checkpoint_factory("gqa2"), dtype=torch.bfloat16)
+    assert model.layers is None and model.output is None  # bf16 reads the file; column-major bf16 is slow
+
+
 def test_generation_stops_at_a_stop_token(tiny_checkpoint_factory):
     model = notebook_model(tiny_checkpoint_factory("gqa2"))
     free = nb["generate"](model, PROMPT, 10)
