@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safe_write import (DiskSpaceError, check_free_space, copy_file, is_disk_full, make_parents, remove_empty,
-                        save_tensors, write_failure_message)
+                        save_tensors, write_failure_message, write_text)
 
 if TYPE_CHECKING:  # torch and tqdm stay lazy: user errors are answered instantly, without them
     import torch
@@ -258,11 +258,7 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
         # Everything goes to *.tmp first and is renamed at the very end: an
         # interrupted run never leaves a half-written file under a real name.
         save_state(kept, tmp[CHECKPOINT_NAME], summary.kept_bytes, progress)
-        text = truncated_params_text((src / PARAMS_NAME).read_text(encoding="utf-8"), n_keep)
-        with tmp[PARAMS_NAME].open("w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+        write_text(tmp[PARAMS_NAME], truncated_params_text((src / PARAMS_NAME).read_text(encoding="utf-8"), n_keep))
         for name in summary.copied_files:
             copy_file(src / name, tmp[name])
         # The checkpoint last: a folder with the new consolidated.00.pth is complete.
