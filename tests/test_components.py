@@ -154,3 +154,37 @@ def test_linear_converts_in_blocks_without_changing_the_result(shape):
     x = torch.randn(shape)
     torch.testing.assert_close(nb["linear"](x, w), x @ w.float().T, atol=1e-5, rtol=1e-5)
     assert nb["linear"](x, w.float()).shape == (*shape[:-1], rows)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("rows", [96, 97])
+@pytest.mark.parametrize("shape", [(1, 64), (64,)], ids=["one-row", "one-vector"])
+def test_linear_one_float32_row_in_blocks_gives_x_times_w_transposed(threads, rows, shape):
+    # One row is cut into one block of w's rows per thread when the blocks divide w (96 rows), plainly otherwise
+    # (97 rows, or a transposed view of a matrix).
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        w, x = torch.randn(rows, 64), torch.randn(shape)
+        for matrix in (w, torch.randn(64, rows).T):
+            y = nb["linear"](x, matrix)
+            assert y.shape == (*shape[:-1], rows)
+            torch.testing.assert_close(y, x @ matrix.T, atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_linear_one_float32_row_is_one_batched_product_over_blocks():
+    # The speed of decoding rests on this path (scripts/benchmark.py measures it); make sure it is taken.
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        w, x = torch.randn(96, 64), torch.randn(1, 64)
+        ops = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            with torch.profiler.profile() as profile:
+                nb["linear"](x.to(dtype), w.to(dtype))
+            ops[dtype] = {e.key for e in profile.key_averages()} & {"aten::bmm", "aten::mm"}
+        assert ops == {torch.float32: {"aten::bmm"}, torch.bfloat16: {"aten::mm"}}  # bf16 keeps the plain road
+    finally:
+        torch.set_num_threads(old)
