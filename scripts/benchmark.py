@@ -39,7 +39,7 @@ import tiktoken
 import torch
 from tiktoken.load import load_tiktoken_bpe
 
-from notebook_code import load_notebook_functions
+from notebook_code import load_checked_checkpoint, load_notebook_functions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
@@ -94,9 +94,7 @@ def load_scratch_model(nb: dict, model_dir: Path):
         raise BenchmarkError(f"{' and '.join(str(model_dir / name) for name in missing)} missing: --model-dir must "
                              "hold Meta's params.json and consolidated.00.pth")
     try:
-        cfg = nb["Config"].from_params(nb["read_params"](model_dir))
-        checkpoint = nb["load_checkpoint"](model_dir)
-        nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+        cfg, checkpoint = load_checked_checkpoint(nb, model_dir)
     except nb["InputError"] as error:
         raise BenchmarkError(str(error)) from None
     return nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)

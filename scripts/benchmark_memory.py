@@ -87,8 +87,8 @@ import torch
 from tqdm import tqdm
 
 from make_tiny_checkpoint import expected_shapes
-from notebook_code import load_notebook_functions
-from safe_write import (DiskSpaceError, check_free_space, human_size, is_disk_full, make_parents, remove_empty,
+from notebook_code import load_checked_checkpoint, load_notebook_functions
+from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, human_size, is_disk_full, make_parents,
                         write_failure_message, write_text)
 
 GiB = 2**30
@@ -267,18 +267,12 @@ def checkpoint_paths(model_dir: Path) -> list[Path]:
 
 
 def load_checked(nb: dict, model_dir: Path):
-    """(Config, checkpoint) as the notebook loads and checks them; BadCheckpoint names the file, key or tensor.
-
-    torch.load(..., weights_only=True, mmap=True) in the notebook's load_checkpoint_file: a pickle that would
-    run code is refused without running it, an HTML page or a truncated file is named as such.
-    """
+    """(Config, checkpoint) as the notebook loads and checks them (notebook_code.load_checked_checkpoint: a
+    pickle that would run code is refused without running it); BadCheckpoint names the file, key or tensor."""
     try:
-        cfg = nb["Config"].from_params(nb["read_params"](model_dir))
-        checkpoint = nb["load_checkpoint"](model_dir)
-        nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+        return load_checked_checkpoint(nb, model_dir)
     except nb["InputError"] as exc:
         raise BadCheckpoint(str(exc)) from None
-    return cfg, checkpoint
 
 
 # --------------------------------------------------------------------------- one configuration (the child)
@@ -521,7 +515,7 @@ def make_fake(out_dir: Path, shape: str, seed: int = 0, force: bool = False, pro
     partial = partial_dir / CHECKPOINT_NAME
 
     start = time.perf_counter()
-    try:
+    with cleaned_up_on_failure([partial_dir], created):
         stats = _write_fake(partial, shapes, seed, progress)
         write_text(partial_dir / "params.json", json.dumps(params) + "\n")
         os.replace(partial_dir / "params.json", out_dir / "params.json")
@@ -529,10 +523,6 @@ def make_fake(out_dir: Path, shape: str, seed: int = 0, force: bool = False, pro
         for stale in out_dir.glob("consolidated.*.pth"):  # --force: other shards would be merged in
             if stale != target:
                 stale.unlink()
-    except BaseException:
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        remove_empty(created)
-        raise
     shutil.rmtree(partial_dir, ignore_errors=True)
     return {"path": str(target), "bytes": target.stat().st_size, "tensors": len(shapes),
             "parameters": total // 2, "seconds": time.perf_counter() - start, **stats}

@@ -73,8 +73,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from safe_write import (DiskSpaceError, check_free_space, copy_file, human_size, is_disk_full, make_parents,
-                        remove_empty, same_or_inside, save_tensors, write_failure_message, write_text)
+from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, copy_file, human_size, is_disk_full,
+                        make_parents, same_or_inside, save_tensors, write_failure_message, write_text)
 from verify_checkpoint import looks_like_markup
 
 CHECKPOINT_NAME = "consolidated.00.pth"
@@ -505,7 +505,7 @@ def convert(hf_dir: Path, dst: Path, tokenizer: Path | None = None, force: bool 
                          f"{CHECKPOINT_NAME} ({human_size(checkpoint_bytes)}) and the scratch copies of wq and wk "
                          f"({human_size(scratch_bytes)})", shown=str(dst))
 
-    try:
+    with cleaned_up_on_failure([tmp], created_parents):  # a failure leaves neither TMP nor new folders
         scratch = tmp / "scratch"
         scratch.mkdir()
         state = meta_state_dict(hf_dir, config, params, scratch, progress=progress, before_writing=check_space)
@@ -526,11 +526,6 @@ def convert(hf_dir: Path, dst: Path, tokenizer: Path | None = None, force: bool 
             tmp.rmdir()
         else:
             os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not dst.exists():
-            remove_empty(created_parents)
 
     return {
         "dst": dst, "params": params, "n_tensors": n_tensors, "dtypes": dtypes, "tied": tied,

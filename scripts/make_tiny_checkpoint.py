@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from safe_write import (DiskSpaceError, check_free_space, copy_file, is_disk_full, make_parents, remove_empty,
+from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, copy_file, is_disk_full, make_parents,
                         save_tensors, write_failure_message, write_text)
 
 LLAMA3_VOCAB_SIZE = 128256
@@ -212,7 +212,7 @@ def make_tiny_checkpoint(
     created = make_parents(out / CHECKPOINT_NAME)  # OUT and its missing parents, removed again on failure
     names = [*pieces, "params.json", "tokenizer.model"]
     tmp = {name: out / f".{name}.tmp" for name in names}
-    try:
+    with cleaned_up_on_failure(tmp.values(), created):
         for name, piece in pieces.items():
             save_tensors(piece, tmp[name])
         write_text(tmp["params.json"], json.dumps(params, indent=2) + "\n")
@@ -222,11 +222,6 @@ def make_tiny_checkpoint(
         for stale in out.glob("consolidated.*.pth"):  # --force: shards of an earlier run would be merged in
             if stale.name not in pieces:
                 stale.unlink()
-    except BaseException:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-        remove_empty(created)
-        raise
     return out
 
 

@@ -53,3 +53,16 @@ def load_notebook_functions(path: Path = NOTEBOOK) -> dict:
     namespace: dict = {"__name__": "llama3_from_scratch_notebook"}
     exec(compile(notebook_source(path), str(path), "exec"), namespace)
     return namespace
+
+
+def load_checked_checkpoint(nb: dict, model_dir: Path):
+    """(Config, checkpoint) of MODEL_DIR, read and checked by the notebook's own functions, as its cells do.
+
+    read_params, load_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code
+    is refused without running it) and check_checkpoint. A damaged file, an HTML page or a params.json that
+    does not fit the weights raises the notebook's nb["InputError"], whose message names the file, key or tensor.
+    """
+    cfg = nb["Config"].from_params(nb["read_params"](model_dir))
+    checkpoint = nb["load_checkpoint"](model_dir)
+    nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+    return cfg, checkpoint

@@ -41,8 +41,8 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from safe_write import (DiskSpaceError, check_free_space, is_disk_full, make_parents, remove_empty, save_tensors,
-                        write_failure_message, write_text)
+from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, is_disk_full, make_parents,
+                        save_tensors, write_failure_message, write_text)
 
 if TYPE_CHECKING:  # heavy imports stay lazy so the "already prepared" path is instant
     import gguf
@@ -495,17 +495,12 @@ def write_outputs(out_dir: Path, contents: dict[str, Callable[[Path], None]]) ->
     """
     created = make_parents(out_dir / MARKER_NAME) if not out_dir.exists() else []
     tmp = {name: tmp_name(out_dir / name) for name in contents}
-    try:
+    with cleaned_up_on_failure(tmp.values(), created):
         for name, write in contents.items():
             write(tmp[name])
         atomic_write(out_dir / MARKER_NAME, lambda path: write_text(path, json.dumps({"incomplete": True}) + "\n"))
         for name in contents:  # the checkpoint last: a folder with a new consolidated.00.pth is complete
             os.replace(tmp[name], out_dir / name)
-    except BaseException:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-        remove_empty(created)
-        raise
 
 
 def is_prepared(out_dir: Path) -> bool:

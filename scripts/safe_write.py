@@ -6,16 +6,20 @@ prepare_demo_model.py, make_tiny_checkpoint.py, benchmark_memory.py --make-fake)
   * the free space is checked before anything is written (shutil.disk_usage against the bytes to write),
     and a shortfall is refused with both numbers;
   * every file is written under a temporary name and renamed into place only when it is complete, so an
-    interrupted run or a full disk never leaves a half-written file under a real name;
+    interrupted run or a full disk never leaves a half-written file under a real name, and the temporary
+    files (and the folders the run created) are removed again (cleaned_up_on_failure);
   * a write that fails anyway (the disk filled up meanwhile) ends in one clear message that names the file.
 
 torch.save turns the OSError of a failed write into its own RuntimeError ("unexpected pos ...", "file
 write failed"); save_tensors() writes through a file object that keeps the real cause and raises it.
 
 Usage (from a script in scripts/):
-    from safe_write import DiskSpaceError, check_free_space, save_tensors, write_failure_message
+    from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, make_parents, save_tensors,
+                            write_failure_message)
     check_free_space(dst, n_bytes, "the checkpoint")     # raises DiskSpaceError, nothing written yet
-    save_tensors(state, dst / "consolidated.00.pth.tmp")  # raises the write's own OSError
+    with cleaned_up_on_failure([tmp], created=make_parents(dst / "consolidated.00.pth")):
+        save_tensors(state, tmp)                          # raises the write's own OSError
+        os.replace(tmp, dst / "consolidated.00.pth")
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator
 
 if TYPE_CHECKING:  # torch stays lazy: scripts answer argument errors without importing it
     import torch
@@ -154,6 +159,22 @@ def remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+@contextmanager
+def cleaned_up_on_failure(temporary: Iterable[Path], created: list[Path]) -> Iterator[None]:
+    """If the block fails (a full disk, Ctrl-C): delete the TEMPORARY files or folders (read at that moment, so a
+    dict's .values() may be passed) and the CREATED folders left empty, then re-raise. Real names stay as they were."""
+    try:
+        yield
+    except BaseException:
+        for path in temporary:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        remove_empty(created)
+        raise
 
 
 def copy_file(src: Path, dst: Path) -> None:

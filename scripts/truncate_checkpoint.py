@@ -38,13 +38,12 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safe_write import (DiskSpaceError, check_free_space, copy_file, is_disk_full, make_parents, remove_empty,
+from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, copy_file, is_disk_full, make_parents,
                         save_tensors, write_failure_message, write_text)
 
 if TYPE_CHECKING:  # torch and tqdm stay lazy: user errors are answered instantly, without them
@@ -254,7 +253,7 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
     created = make_parents(dst / CHECKPOINT_NAME)  # DST and its missing parents, removed again on failure
     written = [CHECKPOINT_NAME, PARAMS_NAME, *summary.copied_files]
     tmp = {name: dst / (name + TMP_SUFFIX) for name in written}
-    try:
+    with cleaned_up_on_failure(tmp.values(), created):
         # Everything goes to *.tmp first and is renamed at the very end: an
         # interrupted run never leaves a half-written file under a real name.
         save_state(kept, tmp[CHECKPOINT_NAME], summary.kept_bytes, progress)
@@ -264,11 +263,6 @@ def truncate_checkpoint(src: str | Path, dst: str | Path, n_keep: int, force: bo
         # The checkpoint last: a folder with the new consolidated.00.pth is complete.
         for name in reversed(written):
             os.replace(tmp[name], dst / name)
-    except BaseException:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-        remove_empty(created)
-        raise
 
     # --force: outputs of an earlier run that this run did not write (a
     # tokenizer_config.json SRC no longer has, *.tmp left by a killed run) would
