@@ -87,6 +87,7 @@ import torch
 from tqdm import tqdm
 
 from make_tiny_checkpoint import expected_shapes
+from llama3_files import InputError, ShardedCheckpoint, check_checkpoint, load_checkpoint
 from notebook_code import load_checked_checkpoint, load_notebook_functions
 from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, human_size, is_disk_full, make_parents,
                         write_failure_message, write_text)
@@ -266,12 +267,12 @@ def checkpoint_paths(model_dir: Path) -> list[Path]:
     return paths
 
 
-def load_checked(nb: dict, model_dir: Path):
+def load_checked(model_dir: Path):
     """(Config, checkpoint) as the notebook loads and checks them (notebook_code.load_checked_checkpoint: a
     pickle that would run code is refused without running it); BadCheckpoint names the file, key or tensor."""
     try:
-        return load_checked_checkpoint(nb, model_dir)
-    except nb["InputError"] as exc:
+        return load_checked_checkpoint(model_dir)
+    except InputError as exc:
         raise BadCheckpoint(str(exc)) from None
 
 
@@ -299,7 +300,7 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
         return result
 
     nb = load_notebook_functions()  # the notebook's own functions, classes and constants
-    cfg, _ = load_checked(nb, model_dir)  # refuses a bad folder before anything is measured
+    cfg, _ = load_checked(model_dir)  # refuses a bad folder before anything is measured
     dtype = DTYPES[dtype_name]
     tokens = torch.randint(cfg.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(seed)).tolist()
 
@@ -327,11 +328,11 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
 
         t0 = time.perf_counter()
         if load == "mmap":
-            checkpoint = nb["load_checkpoint"](model_dir)  # the notebook's way: torch.load(..., mmap=True)
+            checkpoint = load_checkpoint(model_dir)  # the notebook's way: torch.load(..., mmap=True)
         else:
             shards = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-            checkpoint = shards[0] if len(shards) == 1 else nb["ShardedCheckpoint"](shards)
-        nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+            checkpoint = shards[0] if len(shards) == 1 else ShardedCheckpoint(shards)
+        check_checkpoint(checkpoint, cfg, str(model_dir))
         model = nb["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
         end_phase("load", time.perf_counter() - t0)
 
@@ -422,7 +423,7 @@ def benchmark(args: argparse.Namespace) -> int:
     model_dir: Path = args.model_dir
     paths = checkpoint_paths(model_dir)
     configs = parse_configs(args.configs)
-    load_checked(load_notebook_functions(), model_dir)  # a bad folder: one message here, not one per child
+    load_checked(model_dir)  # a bad folder: one message here, not one per child
     size = sum(p.stat().st_size for p in paths)
     mem = read_meminfo()
     print(f"checkpoint {model_dir}: {size / GiB:.2f} GiB in {len(paths)} file(s); memory: {mem['MemTotal'] / GiB:.1f}"

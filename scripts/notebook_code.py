@@ -14,6 +14,9 @@ import ast
 from pathlib import Path
 
 import nbformat
+import torch
+
+from llama3_files import Config, check_checkpoint, count_parameters, load_checkpoint, read_params
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "llama3-from-scratch.ipynb"
 
@@ -55,14 +58,34 @@ def load_notebook_functions(path: Path = NOTEBOOK) -> dict:
     return namespace
 
 
-def load_checked_checkpoint(nb: dict, model_dir: Path):
-    """(Config, checkpoint) of MODEL_DIR, read and checked by the notebook's own functions, as its cells do.
+def load_checked_checkpoint(model_dir: Path):
+    """(Config, checkpoint) of MODEL_DIR, read and checked with llama3_files, as the notebook's cells do.
 
     read_params, load_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code
     is refused without running it) and check_checkpoint. A damaged file, an HTML page or a params.json that
-    does not fit the weights raises the notebook's nb["InputError"], whose message names the file, key or tensor.
+    does not fit the weights raises llama3_files.InputError, whose message names the file, key or tensor.
     """
-    cfg = nb["Config"].from_params(nb["read_params"](model_dir))
-    checkpoint = nb["load_checkpoint"](model_dir)
-    nb["check_checkpoint"](checkpoint, cfg, str(model_dir))
+    cfg = Config.from_params(read_params(model_dir))
+    checkpoint = load_checkpoint(model_dir)
+    check_checkpoint(checkpoint, cfg, str(model_dir))
     return cfg, checkpoint
+
+
+# Section 19's speed-ups: each lesson function and the fast one that takes its place (notebook: use({...})).
+FAST_FUNCTIONS = {"layer_weights": "stacked_layer_weights", "project_qkv": "project_qkv_stacked",
+                  "feed_forward": "feed_forward_stacked", "attention_heads": "attention_heads_fused",
+                  "linear": "linear_blocked"}
+STACKING = ("layer_weights", "project_qkv", "feed_forward")  # these three need a StackedModel
+
+
+def use_fast_path(nb: dict, model):
+    """Section 19 of the notebook at once, in the namespace NB: returns the model to run the fast path on.
+
+    A model whose weights fit in STACK_MAX_BYTES in its compute dtype is stacked (nb["stacked"]) and gets all
+    the fast functions; a bigger one keeps its weights in the file and gets the two that copy nothing. NB's
+    functions are replaced (nb["use"]): give it a namespace of its own, not one the plain path still needs.
+    """
+    itemsize = torch.tensor([], dtype=model.dtype).element_size()
+    stack = count_parameters(model.checkpoint) * itemsize <= nb["STACK_MAX_BYTES"]
+    nb["use"]({plain: nb[fast] for plain, fast in FAST_FUNCTIONS.items() if stack or plain not in STACKING})
+    return nb["stacked"](model) if stack else model

@@ -153,23 +153,22 @@ def layer_index(key: str) -> int | None:
 def load_source(src: Path, n_keep: int) -> tuple[dict[str, torch.Tensor], list[str]]:
     """SRC's tensors, memory-mapped read-only, checked against its params.json; and the keys to keep.
 
-    The loading and the checks are the notebook's own (load_checkpoint_file, read_params, Config,
+    The loading and the checks are the notebook's own (llama3_files: load_checkpoint_file, read_params, Config,
     check_checkpoint): torch.load(..., weights_only=True, mmap=True), so a pickle that would run code is
     refused without running it, and an HTML page, a truncated file or a params.json that does not fit the
     weights ends in a message that names the file, the key or the tensor. mmap=True maps the file
     MAP_PRIVATE from a read-only descriptor: the tensors' bytes stay on disk (page cache), SRC cannot be
     written, and nothing is read until used.
     """
-    from notebook_code import load_notebook_functions
+    from llama3_files import Config, InputError, check_checkpoint, load_checkpoint_file, read_params
 
-    nb = load_notebook_functions()
     path = src / CHECKPOINT_NAME
     try:
-        cfg = nb["Config"].from_params(nb["read_params"](src))
-        state = nb["load_checkpoint_file"](path)
+        cfg = Config.from_params(read_params(src))
+        state = load_checkpoint_file(path)
         keys = select_keys(state, n_keep, cfg.n_layers, path)  # the layers first: the likeliest mismatch
-        nb["check_checkpoint"](state, cfg, str(path))
-    except nb["InputError"] as exc:
+        check_checkpoint(state, cfg, str(path))
+    except InputError as exc:
         raise TruncateError(str(exc)) from None
     return state, keys
 

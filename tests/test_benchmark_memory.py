@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import benchmark_memory as bm
-from notebook_code import load_notebook_functions
+import llama3_files
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "benchmark_memory.py"
@@ -58,10 +58,9 @@ def test_fake_checkpoint_passes_the_notebooks_shape_check(fake_1gb):
     size = (fake_1gb / CKPT).stat().st_size
     assert 0.8e9 < size < 1.2e9
 
-    nb = load_notebook_functions()
-    cfg = nb["Config"].from_params(params)
-    checkpoint = nb["load_checkpoint"](fake_1gb)  # torch.load(..., weights_only=True, mmap=True)
-    nb["check_checkpoint"](checkpoint, cfg, str(fake_1gb))  # raises on a missing, extra or misshapen tensor
+    cfg = llama3_files.Config.from_params(params)
+    checkpoint = llama3_files.load_checkpoint(fake_1gb)  # torch.load(..., weights_only=True, mmap=True)
+    llama3_files.check_checkpoint(checkpoint, cfg, str(fake_1gb))  # raises on a missing, extra or misshapen tensor
     assert list(checkpoint) == list(bm.expected_shapes(params))  # Meta's key names, in Meta's order
     assert {t.dtype for t in checkpoint.values()} == {torch.bfloat16}
     wq = checkpoint["layers.3.attention.wq.weight"].float()

@@ -4,6 +4,7 @@ import pytest
 import torch
 from llama_models.llama3 import model as meta
 
+from llama3_files import LAYER_TENSORS, ffn_hidden_size
 from notebook_code import load_notebook_functions
 
 nb = load_notebook_functions()
@@ -89,6 +90,15 @@ def test_apply_rope(dtype):
     assert torch.equal(nb["apply_rope"](xq[0, :, 2], freqs_cis), expected_q[0, :, 2])
 
 
+def test_apply_rope_on_a_batch_of_rows():
+    # Section 18: a batch (B, T, H, Dh) in front of the same rotations, as Meta's apply_rotary_emb takes it.
+    freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
+    xq, xk = torch.randn(3, T, H, Dh), torch.randn(3, T, H_KV, Dh)
+    expected_q, expected_k = meta.apply_rotary_emb(xq, xk, freqs_cis)
+    assert torch.equal(nb["apply_rope"](xq, freqs_cis), expected_q)
+    assert torch.equal(nb["apply_rope"](xk, freqs_cis), expected_k)
+
+
 @pytest.mark.parametrize("n_kv_heads", [H_KV, H, 1], ids=["gqa", "mha", "mqa"])
 def test_attention_with_gqa(n_kv_heads, meta_parallel):
     reference = meta.Attention(args(n_kv_heads=n_kv_heads))
@@ -99,6 +109,39 @@ def test_attention_with_gqa(n_kv_heads, meta_parallel):
     expected = reference(x, 0, freqs_cis, causal_mask(T))[0]
     ours = nb["attention"](x[0], w, freqs_cis, causal_mask(T), H, n_kv_heads)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_kv_heads", [H_KV, 1], ids=["gqa", "mqa"])
+def test_attention_on_a_batch_with_a_cache_equals_metas(n_kv_heads, meta_parallel):
+    # Meta's Attention with bsz = 3: a prefill of 7 positions, then one step at position 7, into its own cache.
+    B, n = 3, 7
+    reference = meta.Attention(args(n_kv_heads=n_kv_heads, max_batch_size=B))
+    state = randomize(reference, seed=4)
+    w = {name.split(".")[0]: tensor for name, tensor in state.items()}
+    x = torch.randn(B, n + 1, D)
+    freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
+    expected = [reference(x[:, :n], 0, freqs_cis[:n], causal_mask(n)), reference(x[:, n:], n, freqs_cis[n:n + 1], None)]
+    cache = tuple(torch.zeros(B, T, n_kv_heads, Dh) for _ in range(2))  # one layer's (B, T_max, H_KV, Dh)
+    ours = [nb["attention"](x[:, :n], w, freqs_cis[:n], causal_mask(n), H, n_kv_heads, cache, 0),
+            nb["attention"](x[:, n:], w, freqs_cis[n:n + 1], torch.zeros(1, n + 1), H, n_kv_heads, cache, n)]
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cache[0][:, :n + 1], reference.cache_k[:B, :n + 1], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["one-prompt", "batch"])
+def test_the_fast_attention_pieces_equal_the_lessons(batch):
+    # Section 19's replacements compute what the lesson's functions compute: fused attention, stacked matrices.
+    q, k, v = torch.randn(*batch, T, H, Dh), torch.randn(*batch, T, H_KV, Dh), torch.randn(*batch, T, H_KV, Dh)
+    torch.testing.assert_close(nb["attention_heads_fused"](q, k, v, causal_mask(T)),
+                               nb["attention_heads"](q, k, v, causal_mask(T)), atol=1e-5, rtol=1e-5)
+    w = {"wq": torch.randn(D, D), "wk": torch.randn(H_KV * Dh, D), "wv": torch.randn(H_KV * Dh, D),
+         "wo": torch.randn(D, D)}
+    x = torch.randn(*batch, T, D)
+    stacked = {"wqkv": torch.cat([w["wq"], w["wk"], w["wv"]]), "wo": w["wo"]}
+    for ours, lesson in zip(nb["project_qkv_stacked"](x, stacked, H, H_KV), nb["project_qkv"](x, w, H, H_KV)):
+        assert ours.shape == lesson.shape
+        torch.testing.assert_close(ours, lesson, atol=1e-5, rtol=1e-5)
 
 
 def test_attention_mask_is_causal():
@@ -118,26 +161,26 @@ def test_attention_mask_is_causal():
 def test_feed_forward_and_its_size(multiple_of, multiplier, meta_parallel):
     reference = meta.FeedForward(dim=D, hidden_dim=4 * D, multiple_of=multiple_of, ffn_dim_multiplier=multiplier)
     randomize(reference, seed=2)
-    F = nb["ffn_hidden_size"](D, multiple_of, multiplier)
+    F = ffn_hidden_size(D, multiple_of, multiplier)
     assert reference.w1.weight.shape == (F, D)
     x = torch.randn(T, D)
     expected = reference(x[None])[0]
     w = {"w1": reference.w1.weight, "w2": reference.w2.weight, "w3": reference.w3.weight}
     ours = nb["feed_forward"](x, w)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
-    stacked = w | {"w13": torch.cat([w["w1"], w["w3"]])}  # a prepared layer's one product instead of two
-    torch.testing.assert_close(nb["feed_forward"](x, stacked), expected, atol=1e-5, rtol=1e-5)
+    stacked = {"w13": torch.cat([w["w1"], w["w3"]]), "w2": w["w2"]}  # section 19: one product instead of two
+    torch.testing.assert_close(nb["feed_forward_stacked"](x, stacked), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_ffn_hidden_size_of_llama3_8b():
     # Meta's FeedForward, built with the 8B's params.json values, is 14336 wide.
-    assert nb["ffn_hidden_size"](4096, 1024, 1.3) == 14336
+    assert ffn_hidden_size(4096, 1024, 1.3) == 14336
 
 
 def test_transformer_layer(meta_parallel):
     reference = meta.TransformerBlock(0, args())
     state = randomize(reference, seed=3)
-    w = {short: state[name] for short, name in nb["LAYER_TENSORS"].items()}
+    w = {short: state[name] for short, name in LAYER_TENSORS.items()}
     x = torch.randn(1, T, D)
     freqs_cis = meta.precompute_freqs_cis(Dh, T, THETA)
     expected = reference(x, 0, freqs_cis, causal_mask(T))[0]
@@ -159,7 +202,7 @@ def test_linear_converts_in_blocks_without_changing_the_result(shape):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("rows", [96, 97])
 @pytest.mark.parametrize("shape", [(1, 64), (64,)], ids=["one-row", "one-vector"])
-def test_linear_one_float32_row_in_blocks_gives_x_times_w_transposed(threads, rows, shape):
+def test_linear_blocked_one_float32_row_gives_x_times_w_transposed(threads, rows, shape):
     # One row is cut into one block of w's rows per thread when the blocks divide w (96 rows), plainly otherwise
     # (97 rows, or a transposed view of a matrix).
     old = torch.get_num_threads()
@@ -167,24 +210,28 @@ def test_linear_one_float32_row_in_blocks_gives_x_times_w_transposed(threads, ro
     try:
         w, x = torch.randn(rows, 64), torch.randn(shape)
         for matrix in (w, torch.randn(64, rows).T):
-            y = nb["linear"](x, matrix)
+            y = nb["linear_blocked"](x, matrix)
             assert y.shape == (*shape[:-1], rows)
             torch.testing.assert_close(y, x @ matrix.T, atol=1e-5, rtol=1e-5)
     finally:
         torch.set_num_threads(old)
 
 
-def test_linear_one_float32_row_is_one_batched_product_over_blocks():
-    # The speed of decoding rests on this path (scripts/benchmark.py measures it); make sure it is taken.
+def test_linear_blocked_one_float32_row_is_one_batched_product_over_blocks():
+    # The speed of decoding rests on this path (scripts/benchmark.py measures it); make sure it is taken, and
+    # that the lesson's own linear stays the plain x @ w.T.
     old = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         w, x = torch.randn(96, 64), torch.randn(1, 64)
         ops = {}
-        for dtype in (torch.float32, torch.bfloat16):
+        for name, dtype in [("linear_blocked", torch.float32), ("linear_blocked", torch.bfloat16),
+                            ("linear", torch.float32)]:
             with torch.profiler.profile() as profile:
-                nb["linear"](x.to(dtype), w.to(dtype))
-            ops[dtype] = {e.key for e in profile.key_averages()} & {"aten::bmm", "aten::mm"}
-        assert ops == {torch.float32: {"aten::bmm"}, torch.bfloat16: {"aten::mm"}}  # bf16 keeps the plain road
+                nb[name](x.to(dtype), w.to(dtype))
+            ops[name, dtype] = {e.key for e in profile.key_averages()} & {"aten::bmm", "aten::mm"}
+        assert ops == {("linear_blocked", torch.float32): {"aten::bmm"},
+                       ("linear_blocked", torch.bfloat16): {"aten::mm"},  # bf16 keeps the plain road
+                       ("linear", torch.float32): {"aten::mm"}}
     finally:
         torch.set_num_threads(old)

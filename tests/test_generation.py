@@ -8,19 +8,21 @@ from llama_models.datatypes import RawMessage
 from llama_models.llama3.chat_format import ChatFormat
 from llama_models.llama3.tokenizer import Tokenizer
 
+from llama3_files import (LAYER_TENSORS, LLAMA3_0_SPECIAL_TOKENS, LLAMA3_1_SPECIAL_TOKENS, Config,
+                          check_checkpoint, load_checkpoint, load_llama3_tokenizer)
 from make_tiny_checkpoint import llama3_tokenizer_path
 from meta_reference import load_meta_transformer, meta_greedy, meta_logits, meta_sample_top_p
-from notebook_code import load_notebook_functions
+from notebook_code import FAST_FUNCTIONS, load_notebook_functions, use_fast_path
 
 nb = load_notebook_functions()
 PROMPT = [128000, 791, 6864, 315, 9822, 374, 12366, 13, 578]  # any ids of the Llama 3 vocabulary
 
 
-def notebook_model(ckpt_dir, dtype=torch.float32):
-    checkpoint = nb["load_checkpoint"](ckpt_dir)
-    cfg = nb["Config"].from_params(json.loads((ckpt_dir / "params.json").read_text()))
-    nb["check_checkpoint"](checkpoint, cfg, str(ckpt_dir))
-    return nb["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
+def notebook_model(ckpt_dir, dtype=torch.float32, namespace=nb):
+    checkpoint = load_checkpoint(ckpt_dir)
+    cfg = Config.from_params(json.loads((ckpt_dir / "params.json").read_text()))
+    check_checkpoint(checkpoint, cfg, str(ckpt_dir))
+    return namespace["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
 
 
 def greedy_without_cache(model, tokens, n):
@@ -57,35 +59,51 @@ def test_each_cached_step_equals_metas_logits(config, kw, tiny_checkpoint_factor
 
 
 @pytest.mark.parametrize("dtype, tied", [(torch.bfloat16, False), (torch.float32, True)], ids=["bf16", "fp32-tied"])
-def test_prepared_layers_give_what_the_stored_weights_give(dtype, tied, tiny_checkpoint_factory, monkeypatch):
-    # A small float32 model computes with copies made once (stacked, converted to float32); a big one reads
-    # the memory-mapped file at every step. Same matrices, same logits at every cached step, same tokens.
+def test_the_fast_path_gives_what_the_lesson_gives(dtype, tied, tiny_checkpoint_factory):
+    # Section 19: stacked copies made once (in float32), fused attention, blocked row products, all swapped in
+    # by name. Same matrices, same logits at every cached step (as against Meta: other kernels, other rounding),
+    # same tokens; the lesson's namespace is left as it was.
     ckpt = tiny_checkpoint_factory("gqa4", dtype=dtype, tied=tied)
-    prepared = notebook_model(ckpt)
-    assert prepared.layers is not None and prepared.output is not None
-    monkeypatch.setitem(nb, "PREPARED_MAX_BYTES", 0)  # as if the model were too big to copy
-    stored = notebook_model(ckpt)
-    assert stored.layers is None and stored.output is None
-    for i in range(stored.cfg.n_layers):
-        w, w_stored = nb["layer_weights"](prepared, i), nb["layer_weights"](stored, i)
-        assert w.keys() == w_stored.keys() | {"wqkv", "w13"}
-        assert all(torch.equal(w[k], w_stored[k].float()) and w[k].dtype == torch.float32 for k in w_stored)
-        assert torch.equal(w["wqkv"], torch.cat([w["wq"], w["wk"], w["wv"]]))
-        assert torch.equal(w["w13"], torch.cat([w["w1"], w["w3"]]))
-        assert all(w[k].is_contiguous() for k in w)  # row-major, as stored: linear's one-row blocks are views
-        assert w["wq"].data_ptr() == w["wqkv"].data_ptr() and w["w1"].data_ptr() == w["w13"].data_ptr()  # views
-    assert torch.equal(nb["output_matrix"](prepared), nb["output_matrix"](stored).float())
+    fast_nb = load_notebook_functions()
+    fast = use_fast_path(fast_nb, notebook_model(ckpt, namespace=fast_nb))
+    plain = notebook_model(ckpt)
+    assert isinstance(fast, fast_nb["StackedModel"])
+    assert all(fast_nb[name] is fast_nb[replacement] for name, replacement in FAST_FUNCTIONS.items())
+    assert all(nb[name] is not nb[replacement] for name, replacement in FAST_FUNCTIONS.items())
+    for i in range(plain.cfg.n_layers):
+        w, stored = fast_nb["layer_weights"](fast, i), nb["layer_weights"](plain, i)
+        assert set(w) == {"attention_norm", "ffn_norm", "wo", "w2", "wqkv", "w13"}
+        assert all(t.dtype == torch.float32 and t.is_contiguous() for t in w.values())  # blocks are views
+        assert torch.equal(w["wqkv"], torch.cat([stored["wq"], stored["wk"], stored["wv"]]).float())
+        assert torch.equal(w["w13"], torch.cat([stored["w1"], stored["w3"]]).float())
     tokens = PROMPT + [100, 200, 300]
-    caches = [nb["new_kv_cache"](m, len(tokens)) for m in (prepared, stored)]
+    caches = [ns["new_kv_cache"](m, len(tokens)) for ns, m in ((fast_nb, fast), (nb, plain))]
     for start, n in [(0, len(PROMPT)), (len(PROMPT), 1), (len(PROMPT) + 1, 1), (len(PROMPT) + 2, 1)]:
-        a, b = (nb["forward"](m, tokens[start:start + n], start, c) for m, c in zip((prepared, stored), caches))
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # as against Meta: other kernels, other rounding
-    assert nb["generate"](prepared, PROMPT, 8) == nb["generate"](stored, PROMPT, 8)
+        a, b = (ns["forward"](m, tokens[start:start + n], start, c)
+                for ns, m, c in zip((fast_nb, nb), (fast, plain), caches))
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    assert fast_nb["generate"](fast, PROMPT, 8) == nb["generate"](plain, PROMPT, 8)
 
 
-def test_models_computed_in_bf16_are_never_copied(tiny_checkpoint_factory):
-    model = notebook_model(tiny_checkpoint_factory("gqa2"), dtype=torch.bfloat16)
-    assert model.layers is None and model.output is None  # bf16 reads the file: a big model is never copied
+def test_a_model_too_big_to_stack_keeps_its_weights_in_the_file(tiny_checkpoint_factory):
+    fast_nb = load_notebook_functions()
+    fast_nb["STACK_MAX_BYTES"] = 0  # as if the model were Llama 3 8B on a laptop
+    model = notebook_model(tiny_checkpoint_factory("gqa2"), namespace=fast_nb)
+    assert use_fast_path(fast_nb, model) is model  # no copy: only the two speed-ups that copy nothing
+    assert fast_nb["linear"] is fast_nb["linear_blocked"] and fast_nb["attention_heads"] is fast_nb["attention_heads_fused"]
+    assert fast_nb["layer_weights"] is not fast_nb["stacked_layer_weights"]
+    assert nb["generate"](notebook_model(tiny_checkpoint_factory("gqa2")), PROMPT, 8) == fast_nb["generate"](model, PROMPT, 8)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_the_lesson_never_copies_a_matrix(dtype, tiny_checkpoint_factory):
+    # The lesson's layer_weights hands out the memory-mapped tensors themselves: a big model is never copied.
+    ckpt = tiny_checkpoint_factory("gqa2")
+    model = notebook_model(ckpt, dtype=dtype)
+    for i in range(model.cfg.n_layers):
+        w = nb["layer_weights"](model, i)
+        for short in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+            assert w[short].data_ptr() == model.checkpoint[f"layers.{i}.{LAYER_TENSORS[short]}"].data_ptr()
 
 
 def test_generation_stops_at_a_stop_token(tiny_checkpoint_factory):
@@ -127,6 +145,17 @@ def test_sample_top_p_equals_metas(p):
         assert nb["sample_top_p"](row.clone(), p) == expected
 
 
+@pytest.mark.parametrize("p", [0.5, 0.9])
+def test_sample_top_p_on_a_batch_equals_metas(p):
+    # Section 18 draws one token per row in one call, as Meta's generate does for a batch.
+    probs = torch.softmax(torch.randn(5, 1000) * 3, dim=-1)
+    torch.manual_seed(11)
+    expected = meta_sample_top_p()(probs.clone(), p).reshape(-1)
+    torch.manual_seed(11)
+    ours = nb["sample_top_p"](probs.clone(), p)
+    assert ours.shape == (5,) and torch.equal(ours, expected)
+
+
 @pytest.mark.parametrize("messages", [
     [{"role": "user", "content": "What is the capital of France?"}],
     [{"role": "system", "content": "You answer in one word."}, {"role": "user", "content": "Capital of Peru?"},
@@ -136,15 +165,15 @@ def test_llama3_chat_tokens_equal_metas_chat_format(messages):
     meta_tokenizer = Tokenizer.get_instance()
     expected = ChatFormat(meta_tokenizer).encode_dialog_prompt(
         [RawMessage(role=m["role"], content=m["content"]) for m in messages]).tokens
-    ours = nb["llama3_chat_tokens"](nb["load_llama3_tokenizer"](llama3_tokenizer_path()), messages)
+    ours = nb["llama3_chat_tokens"](load_llama3_tokenizer(llama3_tokenizer_path()), messages)
     assert ours == expected
 
 
 def test_special_token_names_of_each_llama3_version():
     path = llama3_tokenizer_path()
-    v31 = nb["load_llama3_tokenizer"](path, nb["LLAMA3_1_SPECIAL_TOKENS"])
+    v31 = load_llama3_tokenizer(path, LLAMA3_1_SPECIAL_TOKENS)
     assert v31._special_tokens == Tokenizer(path).special_tokens  # Meta's llama-models: Llama 3.1 and later
-    v30 = nb["load_llama3_tokenizer"](path, nb["LLAMA3_0_SPECIAL_TOKENS"])
+    v30 = load_llama3_tokenizer(path, LLAMA3_0_SPECIAL_TOKENS)
     # Meta's original Llama 3 release (meta-llama/llama3, llama/tokenizer.py): reserved tokens 0-4 around the
     # header tokens, <|eot_id|> at 128009, then <|reserved_special_token_5|> ... <|reserved_special_token_250|>.
     special = v30._special_tokens

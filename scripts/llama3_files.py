@@ -1,0 +1,506 @@
+"""Files and checks for llama3-from-scratch.ipynb: everything that guards the lesson, kept out of its way.
+
+The notebook teaches Llama 3's math. What protects a reader from bad files and parameters lives here, in plain
+Python that the notebook imports in one cell (the way rasbt's LLMs-from-scratch keeps earlier chapters in
+previous_chapters.py), and that scripts and tests import as a normal module:
+
+- the notebook's parameters (DEVICE, DTYPE, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, HEATMAP_LAYER, PROMPTS);
+- which model folder runs, preparing the demo model when there are no Meta weights;
+- params.json: read, every key checked, and `Config`, the sizes the notebook names T, D, H, H_KV, Dh, L, F, V;
+- the checkpoint: a failed download, a truncated file or a pickle that asks for code is named, several
+  model-parallel files are merged lazily, and every tensor's shape is checked against params.json;
+- the tokenizer (Llama 3's tokenizer.model, or the demo model's own) and the prompt.
+
+Each problem raises InputError with one message that names the file, key or parameter and says what to do.
+
+Usage:
+    from llama3_files import InputError, read_params, Config, load_checkpoint, check_checkpoint
+    cfg = Config.from_params(read_params(model_dir))
+    checkpoint = load_checkpoint(model_dir)   # torch.load(..., weights_only=True, mmap=True), checked
+    check_checkpoint(checkpoint, cfg, str(model_dir))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import pickle
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import tiktoken
+import torch
+from tiktoken.load import load_tiktoken_bpe
+from torch import Tensor
+
+
+class InputError(Exception):
+    """A problem with the files or the parameters you gave: the message names it and says what to do."""
+
+
+# --------------------------------------------------------------------------- the parameters
+
+def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int, temperature: float,
+                     top_p: float) -> torch.device:
+    """The notebook's parameters, checked before anything is loaded; returns the device to compute on."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"DEVICE = {device!r} is not a device: use None, 'cpu', 'cuda' or 'mps'") from None
+    if dtype not in (None, "float32", "bfloat16", "float16"):
+        raise InputError(f"DTYPE = {dtype!r}: use None, 'float32', 'bfloat16' or 'float16'")
+    if device.type == "cuda" and not torch.cuda.is_available() or device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"DEVICE = {str(device)!r}, but this machine has no {device.type} device: use None or 'cpu'")
+    if not is_whole_number(max_new_tokens) or max_new_tokens < 1:
+        raise InputError(f"MAX_NEW_TOKENS = {max_new_tokens!r}: it must be a whole number of at least 1")
+    if not temperature >= 0:
+        raise InputError(f"TEMPERATURE = {temperature!r}: it must be 0 (greedy) or more")
+    if not 0 < top_p <= 1:
+        raise InputError(f"TOP_P = {top_p!r}: it must be more than 0 and at most 1")
+    return device
+
+
+def is_whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_heatmap_layer(layer, n_layers: int) -> None:
+    if not is_whole_number(layer) or not 0 <= layer < n_layers:
+        raise InputError(f"HEATMAP_LAYER = {layer!r}, but this model's layers are 0..{n_layers - 1}")
+
+
+# --------------------------------------------------------------------------- which model runs
+
+META_DIR = Path("Meta-Llama-3-8B")
+DEMO_DIR = Path("models/SmolLM2-135M-Instruct")
+
+EXPECTED_FILES = """it must hold Meta's files for one model:
+  params.json          the sizes of the model
+  consolidated.00.pth  the weights (big models have several: consolidated.00.pth, consolidated.01.pth, ...)
+  tokenizer.model      optional for Llama 3: without it, the copy in Meta's llama-models package is used
+Get them from Meta (see Meta-Llama-3-8B/README.md), convert Hugging Face files with scripts/convert_hf_checkpoint.py,
+or set MODEL_DIR to None to run the demo model."""
+
+
+def missing_files(folder: Path) -> list[str]:
+    missing = [] if (folder / "params.json").is_file() else ["params.json"]
+    if not sorted(folder.glob("consolidated.*.pth")):
+        missing.append("consolidated.00.pth")
+    return missing
+
+
+def prepare_demo_model(folder: Path) -> None:
+    # Stream the script's output into the notebook's cell, so the one-off preparation shows its progress.
+    script = Path(__file__).resolve().parent / "prepare_demo_model.py"
+    cmd = [sys.executable, str(script), "--out", str(folder)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="")
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/prepare_demo_model.py failed (exit code {proc.returncode}): see its message above")
+
+
+def find_model_dir(model_dir: str | Path | None) -> Path:
+    """MODEL_DIR if given (checked); else Meta's 8B if its weights are there; else the demo model, prepared once."""
+    if model_dir is not None:
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise InputError(f"MODEL_DIR = {str(model_dir)!r} is not a folder (the notebook runs in "
+                             f"{Path.cwd().name}/); " + EXPECTED_FILES)
+        if missing := missing_files(model_dir):
+            raise InputError(f"MODEL_DIR = {str(model_dir)!r} lacks {', '.join(missing)}; " + EXPECTED_FILES)
+        return model_dir
+    if not missing_files(META_DIR):
+        return META_DIR
+    print(f"No Meta weights in {META_DIR}/ (see {META_DIR}/README.md for how to get them).")
+    print(f"Running the demo model instead: SmolLM2-135M-Instruct, converted to Meta's format in {DEMO_DIR}/.")
+    if missing_files(DEMO_DIR) or not (DEMO_DIR / "tokenizer_config.json").is_file():
+        prepare_demo_model(DEMO_DIR)
+    return DEMO_DIR
+
+
+# --------------------------------------------------------------------------- params.json and the sizes
+
+PARAMS_REQUIRED = {"dim": "int", "n_layers": "int", "n_heads": "int", "vocab_size": "int", "multiple_of": "int",
+                   "norm_eps": "float", "rope_theta": "float"}
+PARAMS_OPTIONAL = {"n_kv_heads": "int", "ffn_dim_multiplier": "float", "use_scaled_rope": "bool",
+                   "rope_scaling_factor": "float", "max_seq_len": "int"}
+PARAMS_KINDS = {"int": "a positive whole number", "float": "a positive number", "bool": "true or false"}
+LLAMA3_CONTEXT, LLAMA3_1_CONTEXT = 8192, 131072  # tokens: Llama 3, and Llama 3.1 and later (use_scaled_rope)
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing: {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON ({error}): {what}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} holds a {type(value).__name__}, not a JSON object: {what}")
+    return value
+
+
+def read_params(model_dir: Path) -> dict:
+    """model_dir/params.json, with every key Meta's code reads checked for presence and kind."""
+    path = Path(model_dir) / "params.json"
+    params = read_json(path, "restore the params.json that came with the weights")
+    if missing := [key for key in PARAMS_REQUIRED if key not in params]:
+        raise InputError(f"{path} lacks {', '.join(map(repr, missing))}: Meta's params.json has every one of "
+                         f"{', '.join(PARAMS_REQUIRED)}; restore the file that came with the weights")
+    for key, kind in (PARAMS_REQUIRED | PARAMS_OPTIONAL).items():
+        value = params.get(key)
+        if value is None and key in PARAMS_OPTIONAL:
+            continue
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = {"bool": isinstance(value, bool), "int": is_number and value == int(value) and value > 0,
+              "float": is_number and value > 0}[kind]
+        if not ok:
+            raise InputError(f"{path}: {key!r} is {value!r}, but it must be {PARAMS_KINDS[kind]}")
+    return params
+
+
+def ffn_hidden_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None) -> int:
+    """F, as Meta derives it: 2/3 of 4·D, scaled by ffn_dim_multiplier, rounded up to a multiple of multiple_of."""
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * math.ceil(hidden / multiple_of)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The sizes of one model, from its params.json, checked to fit together."""
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    ffn_hidden: int
+    norm_eps: float
+    rope_theta: float
+    use_scaled_rope: bool
+    rope_scaling_factor: float | None = None  # None: Meta's 8 (Llama 3.1); Llama 3.2 1B/3B use 32
+    max_seq_len: int = LLAMA3_CONTEXT  # the longest text the model was trained for (Meta's model cards; params.json may say it)
+
+    def __post_init__(self):
+        if self.dim % self.n_heads:
+            raise InputError(f"params.json: dim = {self.dim} does not split into n_heads = {self.n_heads} equal heads")
+        if self.n_heads % self.n_kv_heads:
+            raise InputError(f"params.json: n_heads = {self.n_heads} is not a multiple of n_kv_heads = {self.n_kv_heads}")
+        if self.head_dim % 2:
+            raise InputError(f"params.json: a head of dim / n_heads = {self.head_dim} numbers cannot be split into "
+                             "the pairs RoPE rotates")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Config":
+        return cls(dim=int(params["dim"]), n_layers=int(params["n_layers"]), n_heads=int(params["n_heads"]),
+                   n_kv_heads=int(params.get("n_kv_heads") or params["n_heads"]),  # none given: one per query head
+                   vocab_size=int(params["vocab_size"]),
+                   ffn_hidden=ffn_hidden_size(params["dim"], params["multiple_of"], params.get("ffn_dim_multiplier")),
+                   norm_eps=params["norm_eps"], rope_theta=params["rope_theta"],
+                   use_scaled_rope=params.get("use_scaled_rope", False),
+                   rope_scaling_factor=params.get("rope_scaling_factor"),
+                   max_seq_len=int(params.get("max_seq_len") or (LLAMA3_1_CONTEXT if params.get("use_scaled_rope")
+                                                                 else LLAMA3_CONTEXT)))
+
+
+# --------------------------------------------------------------------------- the checkpoint
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+SHARD_DIM = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "tok_embeddings": 0, "wo": -1, "w2": -1}
+
+
+def checkpoint_paths(model_dir: Path) -> list[Path]:
+    """consolidated.00.pth, consolidated.01.pth, ...: checked that there is at least one and that none is missing."""
+    paths = sorted(Path(model_dir).glob("consolidated.*.pth"))
+    expected = [Path(model_dir) / f"consolidated.{i:02d}.pth" for i in range(len(paths))]
+    if not paths:
+        raise InputError(f"{model_dir}/ has no consolidated.00.pth; " + EXPECTED_FILES)
+    if paths != expected:
+        raise InputError(f"{model_dir}/ has {[p.name for p in paths]}, but the files of a model are numbered "
+                         f"consolidated.00.pth to consolidated.{len(paths) - 1:02d}.pth without gaps: is one missing?")
+    return paths
+
+
+@contextlib.contextmanager
+def load_errors_named(path: Path) -> Iterator[None]:
+    """Around torch.load(path, ...): a failed download or a pickle that asks for code ends in one InputError.
+
+    Before loading: a file that does not start like a zip archive is named for what it is (often an HTML or XML
+    error page). While loading: weights_only=True's refusal and torch's zip errors (a file cut short) are
+    translated into a message, without a traceback from inside torch.
+    """
+    path = Path(path)
+    fix = (f"Download it again, then compare every file with Meta's checksums: "
+           f"python scripts/verify_checkpoint.py {path.parent}")
+    with open(path, "rb") as file:
+        head = file.read(1024)
+    if not head.startswith(ZIP_MAGIC):
+        page = re.search(rb"<!doctype html|<html|<head|<body|<\?xml|<error>", head.lower())
+        what = (f"an {'XML' if page.group().startswith(b'<?xml') else 'HTML'} page, not a checkpoint: the download "
+                "failed (an expired link answers 403 with such a page)" if page else
+                "empty" if not head else "not a PyTorch checkpoint (torch.save writes a zip archive)")
+        raise InputError(f"{path} ({path.stat().st_size:,} bytes) is {what}. {fix}")
+    try:
+        yield
+    except pickle.UnpicklingError as error:  # weights_only=True refused an object that is not a tensor
+        wanted = ", ".join(sorted(set(re.findall(r"GLOBAL (\S+)", str(error))))) or "an object that is not a tensor"
+        raise InputError(f"refused to load {path}: its pickle asks for {wanted}, which could run code on your "
+                         f"machine. Meta's checkpoints hold tensors only; do not load this file with "
+                         f"weights_only=False. {fix}") from None
+    except (RuntimeError, EOFError, ValueError) as error:  # torch's zip reader: a file cut short or damaged
+        raise InputError(f"{path} is truncated or corrupt ({str(error).splitlines()[0]}). {fix}") from None
+
+
+def check_state_dict(state, path: Path) -> None:
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        raise InputError(f"{path} holds a {type(state).__name__}, not a dict of named tensors like Meta's checkpoints")
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Tensor]:
+    """One checkpoint file, memory-mapped, tensors only (weights_only=True: a pickle never runs code)."""
+    with load_errors_named(path):
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    check_state_dict(state, path)
+    return state
+
+
+class ShardedCheckpoint(Mapping):
+    """Several model-parallel files seen as one dict; a tensor is merged from its slices when it is read.
+
+    Matrices that produce one slice of outputs per GPU (wq, wk, wv, w1, w3, output, the embedding's vocabulary)
+    were split along their rows, the two that consume such slices (wo, w2) along their columns; norms are whole
+    in every file.
+    """
+
+    def __init__(self, shards: list[dict[str, Tensor]]):
+        self.shards = shards
+
+    def __getitem__(self, name: str) -> Tensor:
+        dim = SHARD_DIM.get(name.split(".")[-2])
+        if dim is None:  # a norm: every shard holds the same whole copy
+            return self.shards[0][name]
+        return torch.cat([shard[name] for shard in self.shards], dim=dim)
+
+    def __iter__(self):
+        return iter(self.shards[0])
+
+    def __len__(self) -> int:
+        return len(self.shards[0])
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        shape = list(self.shards[0][name].shape)
+        if (dim := SHARD_DIM.get(name.split(".")[-2])) is not None:
+            shape[dim] = sum(shard[name].shape[dim] for shard in self.shards)
+        return tuple(shape)
+
+
+def merge_shards(shards: list, paths: list[Path]) -> Mapping[str, Tensor]:
+    """The loaded files as one dict of tensors: the file itself, or a ShardedCheckpoint of several."""
+    for state, path in zip(shards, paths):
+        check_state_dict(state, path)
+    if len(shards) > 1 and (odd := [p.name for p, s in zip(paths, shards) if s.keys() != shards[0].keys()]):
+        raise InputError(f"{', '.join(odd)} hold other tensors than {paths[0].name}: the files come from different models")
+    return shards[0] if len(shards) == 1 else ShardedCheckpoint(shards)
+
+
+def load_checkpoint(model_dir: Path) -> Mapping[str, Tensor]:
+    """All of model_dir's consolidated.*.pth files as one dict of tensors, memory-mapped and checked."""
+    paths = checkpoint_paths(model_dir)
+    return merge_shards([load_checkpoint_file(path) for path in paths], paths)
+
+
+def tensor_shape(checkpoint: Mapping[str, Tensor], name: str) -> tuple[int, ...]:
+    return checkpoint.shape(name) if isinstance(checkpoint, ShardedCheckpoint) else tuple(checkpoint[name].shape)
+
+
+LAYER_TENSORS = {  # short name used in the notebook -> Meta's name inside layers.{i}.
+    "attention_norm": "attention_norm.weight", "wq": "attention.wq.weight", "wk": "attention.wk.weight",
+    "wv": "attention.wv.weight", "wo": "attention.wo.weight", "ffn_norm": "ffn_norm.weight",
+    "w1": "feed_forward.w1.weight", "w2": "feed_forward.w2.weight", "w3": "feed_forward.w3.weight",
+}
+SHAPE_KEYS = {  # the params.json keys each tensor's shape comes from
+    "tok_embeddings": "vocab_size, dim", "output": "vocab_size, dim", "norm": "dim", "attention_norm": "dim",
+    "ffn_norm": "dim", "wq": "dim, n_heads", "wk": "dim, n_heads, n_kv_heads", "wv": "dim, n_heads, n_kv_heads",
+    "wo": "dim, n_heads", "w1": "dim, multiple_of, ffn_dim_multiplier", "w2": "dim, multiple_of, ffn_dim_multiplier",
+    "w3": "dim, multiple_of, ffn_dim_multiplier",
+}
+
+
+def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    D, H, H_KV, Dh, F, V = cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.ffn_hidden, cfg.vocab_size
+    layer = {"attention_norm": (D,), "wq": (H * Dh, D), "wk": (H_KV * Dh, D), "wv": (H_KV * Dh, D),
+             "wo": (D, H * Dh), "ffn_norm": (D,), "w1": (F, D), "w2": (D, F), "w3": (F, D)}
+    shapes = {"tok_embeddings.weight": (V, D), "norm.weight": (D,), "output.weight": (V, D)}
+    return shapes | {f"layers.{i}.{LAYER_TENSORS[k]}": s for i in range(cfg.n_layers) for k, s in layer.items()}
+
+
+def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str) -> None:
+    """Every tensor present, of the shape params.json implies, and floating point; a tied output may be absent."""
+    expected = expected_shapes(cfg)
+    tied = "output.weight" not in checkpoint
+    missing = [name for name in expected if name not in checkpoint and not (tied and name == "output.weight")]
+    unexpected = [name for name in checkpoint if name not in expected]
+    if missing or unexpected:
+        layers = sorted({int(name.split(".")[1]) for name in checkpoint if name.startswith("layers.")})
+        held = f"layers {layers[0]}..{layers[-1]}" if layers else "no layers"
+        raise InputError(f"{where} does not match its params.json (n_layers = {cfg.n_layers}; the weights hold {held}): "
+                         f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}, "
+                         f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+    for name in checkpoint:
+        if (shape := tensor_shape(checkpoint, name)) != expected[name]:
+            raise InputError(f"{name} has shape {shape}, but params.json implies {expected[name]} (from its "
+                             f"{SHAPE_KEYS[name.split('.')[-2]]}): the weights in {where} and params.json do not "
+                             "belong together")
+        stored = checkpoint.shards[0][name] if isinstance(checkpoint, ShardedCheckpoint) else checkpoint[name]
+        if not stored.is_floating_point():
+            raise InputError(f"{name} in {where} holds {stored.dtype} numbers, not weights")
+
+
+def count_parameters(checkpoint: Mapping[str, Tensor]) -> int:
+    return sum(math.prod(tensor_shape(checkpoint, name)) for name in checkpoint)
+
+
+BIG_MODEL_PARAMS = 3e9  # above this, float32 copies of the weights cost more than a laptop has
+
+
+def choose_dtype(dtype: str | None, checkpoint: Mapping[str, Tensor]) -> tuple[torch.dtype, str]:
+    """The compute dtype (DTYPE, or float32 unless the model is big and stored in 16 bits) and why."""
+    stored, n_params = checkpoint["norm.weight"].dtype, count_parameters(checkpoint)
+    if dtype is not None:
+        return getattr(torch, dtype), "set by DTYPE"
+    if stored != torch.float32 and n_params > BIG_MODEL_PARAMS:
+        return stored, (f"a {n_params / 1e9:.0f}B model stored in {stored}: float32 would convert every weight at "
+                        "every token, about twice as slow to generate")
+    return torch.float32, "a small model: float32 for results that match the references digit for digit"
+
+
+# --------------------------------------------------------------------------- the tokenizer
+
+LLAMA3_PAT_STR = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+LLAMA3_NUM_SPECIAL = 256  # special tokens after the ordinary ones; the unnamed ones are <|reserved_special_token_N|>
+LLAMA3_0_SPECIAL_TOKENS = [  # Llama 3 (meta-llama/llama3, llama/tokenizer.py)
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|reserved_special_token_2|>", "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<|reserved_special_token_4|>", "<|eot_id|>",
+]
+LLAMA3_1_SPECIAL_TOKENS = [  # Llama 3.1, 3.2, 3.3 (llama_models/llama3/tokenizer.py)
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|finetune_right_pad_id|>", "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>",
+]
+LLAMA3_STOP_NAMES = ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")
+TOKENIZER_CONFIG_KEYS = ("pat_str", "special_tokens", "bos_id", "add_bos", "stop_tokens")
+
+
+def llama3_tokenizer_path() -> Path:
+    """Meta-Llama-3-8B/tokenizer.model if you have it, else the identical copy inside Meta's llama-models package."""
+    if (META_DIR / "tokenizer.model").is_file():
+        return META_DIR / "tokenizer.model"
+    return Path(str(files("llama_models") / "llama3" / "tokenizer.model"))
+
+
+def load_bpe_ranks(path: Path) -> dict[bytes, int]:
+    """The byte strings of tokenizer.model and their ranks: one "base64 rank" pair per line."""
+    fix = "restore the tokenizer.model that came with the weights"
+    if not path.is_file():
+        raise InputError(f"{path} is missing: {fix}")
+    try:
+        ranks = load_tiktoken_bpe(str(path))
+    except ValueError as error:  # a line that is not "base64 rank" (an HTML page, a truncated file, ...)
+        raise InputError(f"{path} is not a tiktoken tokenizer file ({error}): {fix}") from None
+    if not ranks or len(set(ranks.values())) != len(ranks):
+        raise InputError(f"{path} is {'empty' if not ranks else 'damaged: two tokens share a rank'}: {fix}")
+    return ranks
+
+
+def llama3_special_tokens(n_ordinary: int, special_names: list[str] = LLAMA3_1_SPECIAL_TOKENS) -> dict[str, int]:
+    """The 256 special tokens, with ids right after the ordinary ranks; the unnamed ones are reserved."""
+    n_reserved_named = sum(name.startswith("<|reserved_special_token_") for name in special_names)
+    names = special_names + [f"<|reserved_special_token_{n_reserved_named + i}|>"
+                             for i in range(LLAMA3_NUM_SPECIAL - len(special_names))]
+    return {name: n_ordinary + i for i, name in enumerate(names)}
+
+
+def load_llama3_tokenizer(path: Path, special_names: list[str] = LLAMA3_1_SPECIAL_TOKENS) -> tiktoken.Encoding:
+    ranks = load_bpe_ranks(Path(path))
+    return tiktoken.Encoding(name="llama3", pat_str=LLAMA3_PAT_STR, mergeable_ranks=ranks,
+                             special_tokens=llama3_special_tokens(len(ranks), special_names))
+
+
+@dataclass
+class ModelTokenizer:
+    """The tokenizer that matches the weights that run, with the ids generation needs."""
+    encoding: tiktoken.Encoding
+    bos_id: int | None  # put in front of every prompt (None: the model wants none)
+    stop_tokens: list[int]  # generation ends at any of these
+    is_llama3: bool
+
+
+def load_model_tokenizer(model_dir: Path, params: dict, vocab_size: int) -> ModelTokenizer:
+    """model_dir's own tokenizer (tokenizer.model + tokenizer_config.json, like the demo) or Llama 3's."""
+    config_path = model_dir / "tokenizer_config.json"
+    if config_path.is_file():  # a model with its own tokenizer, like the demo
+        config = read_json(config_path, "run scripts/prepare_demo_model.py again to rewrite it")
+        if missing := [key for key in TOKENIZER_CONFIG_KEYS if key not in config]:
+            raise InputError(f"{config_path} lacks {missing}: run scripts/prepare_demo_model.py again to rewrite it")
+        encoding = tiktoken.Encoding(name=model_dir.name, pat_str=config["pat_str"],
+                                     mergeable_ranks=load_bpe_ranks(model_dir / "tokenizer.model"),
+                                     special_tokens=config["special_tokens"])
+        tokenizer = ModelTokenizer(encoding, config["bos_id"] if config["add_bos"] else None, config["stop_tokens"],
+                                   is_llama3=False)
+    else:  # Llama 3: the same 128,256 tokens, with the special-token names of its version (3.1+: use_scaled_rope)
+        special_names = LLAMA3_1_SPECIAL_TOKENS if "use_scaled_rope" in params else LLAMA3_0_SPECIAL_TOKENS
+        path = model_dir / "tokenizer.model" if (model_dir / "tokenizer.model").is_file() else llama3_tokenizer_path()
+        encoding = load_llama3_tokenizer(path, special_names)
+        tokenizer = ModelTokenizer(encoding, encoding.encode_single_token("<|begin_of_text|>"),
+                                   [encoding.encode_single_token(name) for name in LLAMA3_STOP_NAMES
+                                    if name in encoding.special_tokens_set], is_llama3=True)
+    if encoding.n_vocab != vocab_size:
+        raise InputError(f"the tokenizer has {encoding.n_vocab:,} tokens, but {model_dir}/params.json says "
+                         f"vocab_size = {vocab_size:,}: tokenizer.model and params.json come from different models")
+    return tokenizer
+
+
+# --------------------------------------------------------------------------- prompts
+
+def check_prompt(text: str, tokens: list[int], max_seq_len: int, what: str = "PROMPT") -> None:
+    if not text:
+        raise InputError(f"{what} is empty: give the model some text to continue (PROMPT = None picks an example)")
+    if len(tokens) >= max_seq_len:
+        raise InputError(f"{what} is {len(tokens):,} tokens, but this model reads at most {max_seq_len:,} "
+                         "(its context length), and needs room for at least one new token: shorten it")
+
+
+def note_special_text(prompt: str, tokenizer: tiktoken.Encoding, allow_special: bool) -> None:
+    if not allow_special and (typed := [name for name in tokenizer.special_tokens_set if name in prompt]):
+        print(f"note: {typed} in PROMPT is encoded as plain text; PROMPT_SPECIAL_TOKENS = True makes it the special token")
+
+
+def check_prompts(prompts, max_batch_size: int) -> None:
+    """PROMPTS for batched generation: None (the examples), or a list of 1 to max_batch_size non-empty strings."""
+    if not is_whole_number(max_batch_size) or max_batch_size < 1:
+        raise InputError(f"MAX_BATCH_SIZE = {max_batch_size!r}: it must be a whole number of at least 1")
+    if prompts is None:
+        return
+    if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
+        raise InputError(f"PROMPTS = {prompts!r}: give a list of one or more prompts, e.g. ['The sky is', 'Water is']")
+    if len(prompts) > max_batch_size:
+        raise InputError(f"PROMPTS has {len(prompts)} prompts, but MAX_BATCH_SIZE = {max_batch_size}: "
+                         "give fewer prompts or raise MAX_BATCH_SIZE (the KV cache grows with it)")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str) or not prompt:
+            raise InputError(f"PROMPTS[{i}] = {prompt!r}: every prompt must be some text to continue")
