@@ -11,19 +11,38 @@ Measured, each as the median of --repeats runs after one warm-up run, the two si
              early; tokens/s = new tokens / wall time of the whole generate call
     prefill  one forward pass over a --prompt-tokens prompt that fills the KV cache; tokens/s = prompt tokens / time
     no cache (with --no-cache) the notebook's forward re-run over the whole sequence for each new token
+    batch    (with --batch 1,4,16) for each batch size B, B prompts of different lengths (the decode prompt and
+             other short sentences, 5 to 14 tokens, repeated when B is larger than their number) generated at once,
+             greedily, --new-tokens tokens per row, never stopping early; tokens/s = B * new tokens / wall time of
+             the whole call (the batch's prefill included). transformers: its batched generate with the prompts
+             LEFT-padded (attention_mask, pad_token_id; hf_generate_batch). The notebook:
+             nb["generate_batch"](model, prompts, new_tokens, stop_tokens=()) (plus max_batch_size=B when it takes
+             that argument), skipped with a message while the notebook has no generate_batch. --plot PATH also
+             draws tokens/s against B for both (a PNG).
 
-The last line printed is one JSON object with the numbers. A --model-dir is loaded and checked with the notebook's
-own functions (torch.load(..., weights_only=True, mmap=True): a pickle that would run code is refused without
-running it); a bad file or params.json ends in one `benchmark.py: error: ...` line naming it (exit status 2).
+The last line printed is one JSON object with the numbers (with --batch, also a "batch" key: one entry per B).
+A --model-dir is loaded and checked with the notebook's own functions (torch.load(..., weights_only=True,
+mmap=True): a pickle that would run code is refused without running it); a bad file or params.json ends in one
+`benchmark.py: error: ...` line naming it (exit status 2).
+
+The notebook side runs the fast path of the notebook's section 19 (notebook_code.use_fast_path: stacked wqkv/w13,
+fused attention, the blocked float32 row product, swapped in by name); --plain times the lesson's own functions,
+--compile adds torch.compile.
 
 Usage:
     python scripts/benchmark.py [--repeats 5] [--new-tokens 128] [--prompt-tokens 512] [--threads N] [--no-cache]
+                                [--plain] [--compile]
+                                [--batch 1,4,16 [--plot batch.png]]
+
+From Python (tests): hf_generate_batch(hf_model, prompts, max_new_tokens, pad_id, stop_tokens) is transformers'
+batched greedy generate, each row cut after its first stop token.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -39,13 +58,25 @@ import tiktoken
 import torch
 from tiktoken.load import load_tiktoken_bpe
 
-from notebook_code import load_checked_checkpoint, load_notebook_functions
+from llama3_files import InputError, load_llama3_tokenizer
+from notebook_code import load_checked_checkpoint, load_notebook_functions, use_fast_path
+from safe_write import cleaned_up_on_failure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
 DEMO_GGUF = REPO_ROOT / "models" / ".cache" / "SmolLM2-135M-Instruct.Q4_1.gguf"  # written by prepare_demo_model.py
 
 DECODE_PROMPT = "Once upon a time, there was a"  # 8 tokens
+BATCH_PROMPTS = (  # --batch: row i gets BATCH_PROMPTS[i % 8]; 8, 5, 6, 14, 8, 11, 6 and 10 tokens on the demo model
+    DECODE_PROMPT,
+    "The capital of France is",
+    "Water boils at a temperature of",
+    "Once upon a time, in a small village by the sea, there",
+    "The best way to learn a language is",
+    "Here is a short recipe for a simple tomato soup:",
+    "My favourite book is about a",
+    "Once upon a time, there was a dragon who",
+)
 PREFILL_TEXT = (  # repeated until the prompt is long enough; its content does not matter for the timing
     "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable "
     "metal type, oil-based ink and a wooden screw press into a system that could produce books quickly and "
@@ -80,12 +111,17 @@ def ensure_demo_model() -> None:
                              f"{result.returncode}; missing: {', '.join(missing) or 'nothing'}); see its message above")
 
 
-def load_scratch_model(nb: dict, model_dir: Path):
-    """The notebook's Model, loaded and checked exactly as the notebook does it.
+def load_scratch_model(nb: dict, model_dir: Path, plain: bool = False, compiled: bool = False):
+    """The notebook's Model, loaded and checked exactly as the notebook does it, on section 19's fast path.
 
-    The notebook's loader is torch.load(..., weights_only=True, mmap=True): a pickle that would run code is
-    refused without running it; its InputError (a damaged file, an HTML page, a params.json that does not fit
-    the weights) becomes a BenchmarkError with the same message.
+    The fast path (notebook_code.use_fast_path) swaps the notebook's speed-ups into NB by name, as section 19
+    does: stacked wqkv/w13, fused attention, the blocked float32 row product. PLAIN keeps the lesson's own
+    functions; COMPILED also puts torch.compile(transformer_layer, dynamic=True) in transformer_layer's place.
+
+    The notebook's loader (llama3_files, through notebook_code.load_checked_checkpoint) is torch.load(...,
+    weights_only=True, mmap=True): a pickle that would run code is refused without running it; its InputError
+    (a damaged file, an HTML page, a params.json that does not fit the weights) becomes a BenchmarkError with
+    the same message.
     """
     missing = [] if (model_dir / "params.json").is_file() else ["params.json"]
     if not sorted(model_dir.glob("consolidated.*.pth")):
@@ -94,10 +130,15 @@ def load_scratch_model(nb: dict, model_dir: Path):
         raise BenchmarkError(f"{' and '.join(str(model_dir / name) for name in missing)} missing: --model-dir must "
                              "hold Meta's params.json and consolidated.00.pth")
     try:
-        cfg, checkpoint = load_checked_checkpoint(nb, model_dir)
-    except nb["InputError"] as error:
+        cfg, checkpoint = load_checked_checkpoint(model_dir)
+    except InputError as error:
         raise BenchmarkError(str(error)) from None
-    return nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)
+    model = nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)
+    if not plain:
+        model = use_fast_path(nb, model)
+    if compiled:
+        nb["use"]({"transformer_layer": torch.compile(nb["transformer_layer"], dynamic=True)})
+    return model
 
 
 def load_hf_model(hf_model: Path):
@@ -126,7 +167,7 @@ def load_tokenizer(nb: dict, model_dir: Path) -> tiktoken.Encoding:
         return tiktoken.Encoding(name=model_dir.name, pat_str=config["pat_str"], special_tokens=config["special_tokens"],
                                  mergeable_ranks=load_tiktoken_bpe(str(model_dir / "tokenizer.model")))
     if (model_dir / "tokenizer.model").is_file():  # Meta's Llama 3 folder
-        return nb["load_llama3_tokenizer"](model_dir / "tokenizer.model")
+        return load_llama3_tokenizer(model_dir / "tokenizer.model")
     raise BenchmarkError(f"{model_dir} has no tokenizer.model to make the prompts with")
 
 
@@ -150,6 +191,37 @@ def hf_generate(model, tokens: list[int], new_tokens: int) -> list[int]:
     if len(generated) != new_tokens:
         raise BenchmarkError(f"transformers stopped after {len(generated)} of {new_tokens} new tokens")
     return generated
+
+
+def hf_generate_batch(hf_model, prompts: list[list[int]], max_new_tokens: int, pad_id: int,
+                      stop_tokens=()) -> list[list[int]]:
+    """transformers' batched greedy generate(do_sample=False) on PROMPTS at once, LEFT-padded.
+
+    Each prompt is right-aligned in one (len(prompts), longest) tensor filled with pad_id, with an attention_mask
+    that is 0 on the padding (transformers then also starts each row's positions at its first real token), and
+    pad_token_id=pad_id. Returns one list per prompt, in order, no padding: its new tokens up to and including
+    its first stop token (transformers fills a finished row with pad_id until every row is done), at most
+    max_new_tokens. With no stop_tokens, eos_token_id=None: every row gets exactly max_new_tokens tokens, and an
+    eos the model generates is an ordinary token, as in the notebook's generate(stop_tokens=()).
+    """
+    prompts = [[int(t) for t in prompt] for prompt in prompts]
+    if not prompts or any(not prompt for prompt in prompts):
+        raise ValueError("hf_generate_batch needs at least one prompt, and no empty prompt")
+    width = max(len(prompt) for prompt in prompts)
+    ids = torch.full((len(prompts), width), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt):] = torch.tensor(prompt)
+        mask[i, width - len(prompt):] = 1
+    stop = [int(t) for t in stop_tokens]
+    with torch.inference_mode():
+        out = hf_model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=int(pad_id), eos_token_id=stop or None)
+    rows = []
+    for row in out[:, width:].tolist():
+        end = next((i + 1 for i, token in enumerate(row) if token in stop), len(row))
+        rows.append(row[:min(end, max_new_tokens)])
+    return rows
 
 
 def hf_prefill(model, tokens: list[int]) -> None:
@@ -186,6 +258,115 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
         if x != y:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def batch_prompts(tokenizer: tiktoken.Encoding, batch_size: int) -> list[list[int]]:
+    """batch_size prompts of different lengths: BATCH_PROMPTS in turn, from the decode prompt on."""
+    return [tokenizer.encode(BATCH_PROMPTS[i % len(BATCH_PROMPTS)]) for i in range(batch_size)]
+
+
+def checked_rows(rows, batch_size: int, new_tokens: int, who: str) -> list[list[int]]:
+    """ROWS as batch_size lists of new_tokens ints, or a BenchmarkError saying what WHO returned instead."""
+    ok = (isinstance(rows, (list, tuple)) and len(rows) == batch_size
+          and all(isinstance(row, (list, tuple)) and len(row) == new_tokens for row in rows))
+    if not ok:
+        shape = [len(row) if isinstance(row, (list, tuple)) else type(row).__name__ for row in rows] \
+            if isinstance(rows, (list, tuple)) else type(rows).__name__
+        raise BenchmarkError(f"{who} returned {shape} for {batch_size} prompts; expected {batch_size} lists of "
+                             f"{new_tokens} new tokens (greedy, stop_tokens=(): no row stops early)")
+    return [[int(t) for t in row] for row in rows]
+
+
+def call_generate_batch(generate_batch, model, prompts: list[list[int]], new_tokens: int):
+    """nb["generate_batch"](model, prompts, new_tokens, stop_tokens=()), with max_batch_size=len(prompts) when it
+    takes that argument (its default may be smaller than the batch sizes asked for)."""
+    try:
+        takes_max_batch_size = "max_batch_size" in inspect.signature(generate_batch).parameters
+    except (TypeError, ValueError):
+        takes_max_batch_size = False
+    kwargs = {"max_batch_size": len(prompts)} if takes_max_batch_size else {}
+    return generate_batch(model, prompts, new_tokens, stop_tokens=(), **kwargs)
+
+
+def batch_benchmark(nb: dict, scratch, hf, tokenizer: tiktoken.Encoding, sizes: list[int], new_tokens: int,
+                    repeats: int) -> list[dict]:
+    """For each batch size: tokens/s of the notebook's generate_batch (when it exists) and of transformers'
+    batched generate, taking turns like the other measurements, and whether their greedy rows are the same."""
+    generate_batch = nb.get("generate_batch")
+    pad_id = hf.generation_config.pad_token_id
+    pad_id = 0 if pad_id is None else int(pad_id if isinstance(pad_id, int) else pad_id[0])  # masked: any id will do
+    entries = []
+    for size in sizes:
+        prompts = batch_prompts(tokenizer, size)
+        runs = {}
+        if generate_batch is not None:
+            runs["scratch"] = lambda: call_generate_batch(generate_batch, scratch, prompts, new_tokens)
+        runs["hf"] = lambda: hf_generate_batch(hf, prompts, new_tokens, pad_id)
+        try:
+            rows, seconds = interleaved(runs, repeats)
+        except InputError as error:  # the notebook refused the batch (too large for its KV cache?)
+            raise BenchmarkError(f"--batch {size}: the notebook's generate_batch refused it: {error}") from None
+        theirs = checked_rows(rows["hf"], size, new_tokens, "transformers' generate")
+        entry = {"batch_size": size, "prompt_tokens": [len(p) for p in prompts],
+                 "scratch_tokens_per_s": None, "hf_tokens_per_s": size * new_tokens / seconds["hf"],
+                 "ratio": None, "same_tokens": None, "first_difference": None}
+        if generate_batch is not None:
+            ours = checked_rows(rows["scratch"], size, new_tokens, "the notebook's generate_batch")
+            entry["scratch_tokens_per_s"] = size * new_tokens / seconds["scratch"]
+            entry["ratio"] = entry["scratch_tokens_per_s"] / entry["hf_tokens_per_s"]
+            entry["same_tokens"] = ours == theirs
+            if ours != theirs:
+                row = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+                entry["first_difference"] = {"row": row, "token": first_difference(ours[row], theirs[row])}
+        entries.append(entry)
+    return entries
+
+
+def print_batch_table(entries: list[dict], new_tokens: int) -> None:
+    print(f"\nbatched greedy generation, {new_tokens} new tokens per row, tokens/s = B * {new_tokens} / wall time")
+    print(f"{'B':>4}  {'prompt tokens':>13}  {'scratch':>9}  {'transformers':>12}  {'ratio':>6}  same tokens")
+    for e in entries:
+        lengths = f"{min(e['prompt_tokens'])}-{max(e['prompt_tokens'])}"
+        ours = f"{e['scratch_tokens_per_s']:9.1f}" if e["scratch_tokens_per_s"] is not None else f"{'-':>9}"
+        ratio = f"{e['ratio']:5.2f}x" if e["ratio"] is not None else f"{'-':>6}"
+        if e["same_tokens"] is None:
+            same = "-"
+        elif e["same_tokens"]:
+            same = "yes"
+        else:
+            same = f"NO (row {e['first_difference']['row']}, new token {e['first_difference']['token']})"
+        print(f"{e['batch_size']:4d}  {lengths:>13}  {ours}  {e['hf_tokens_per_s']:12.1f}  {ratio}  {same}")
+
+
+def write_batch_plot(entries: list[dict], path: Path, title: str) -> None:
+    """tokens/s against batch size, one line per side that was timed, as a PNG written under a temporary name
+    and renamed into place when complete."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [e["batch_size"] for e in entries]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    if all(e["scratch_tokens_per_s"] is not None for e in entries):
+        ax.plot(sizes, [e["scratch_tokens_per_s"] for e in entries], "o-", label="this notebook (generate_batch)")
+    else:
+        title += "\n(the notebook has no generate_batch yet: transformers only)"
+    ax.plot(sizes, [e["hf_tokens_per_s"] for e in entries], "s-", label="transformers (batched generate)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_xlabel("batch size (prompts generated at once)")
+    ax.set_ylabel("tokens/s (all rows)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = path.resolve()
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    with cleaned_up_on_failure([tmp], created=[]):
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------
@@ -233,8 +414,20 @@ def print_table(rows: list[tuple[str, float, float | None]]) -> None:
         print(f"{label:{width}}  {ours:9.1f}  {their_text}  {ratio_text}")
 
 
+def batch_sizes(text: str) -> list[int]:
+    """--batch's comma list ("1,4,16") as sorted distinct sizes; anything else is an argparse error."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"must be a comma list of batch sizes of at least 1, like 1,4,16; "
+                                         f"got {text!r}")
+    return sorted(set(sizes))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each measurement, after one warm-up (default: 5)")
     parser.add_argument("--new-tokens", type=int, default=128, help="tokens generated in the decode measurement (default: 128)")
     parser.add_argument("--prompt-tokens", type=int, default=512, help="prompt length in the prefill measurement (default: 512)")
@@ -249,10 +442,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hf-model", type=Path, default=None,
                         help="the same weights for transformers: a .gguf file or a Hugging Face folder (default: "
                              "the demo model's GGUF file; required with another --model-dir)")
+    parser.add_argument("--plain", action="store_true",
+                        help="time the lesson's plain functions instead of the fast path of the notebook's section 19")
+    parser.add_argument("--compile", action="store_true",
+                        help="also run the notebook's transformer_layer through torch.compile (dynamic shapes); "
+                             "the compilation happens in the warm-up run, which is not timed")
+    parser.add_argument("--batch", type=batch_sizes, default=None, metavar="B1,B2,...",
+                        help="also time batched greedy generation of --new-tokens tokens per row for these batch "
+                             "sizes, e.g. 1,4,16 (default: not run)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PATH",
+                        help="with --batch: write a PNG of tokens/s against batch size to PATH (a .png file)")
     args = parser.parse_args(argv)
     for name in ("repeats", "new_tokens", "prompt_tokens", "threads", "no_cache_tokens"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.plot is not None:  # refused before anything is loaded or timed
+        if args.batch is None:
+            parser.error("--plot needs --batch: it draws the batch measurement")
+        if args.plot.suffix.lower() != ".png":
+            parser.error(f"--plot {args.plot}: the file name must end in .png")
+        if args.plot.is_dir():
+            parser.error(f"--plot {args.plot} is a folder: give the name of a .png file")
+        if not args.plot.resolve().parent.is_dir():
+            parser.error(f"--plot {args.plot}: the folder {args.plot.resolve().parent} does not exist")
     return args
 
 
@@ -276,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchmarkError(f"--hf-model {hf_path}: no such file or folder")
 
     nb = load_notebook_functions()
-    scratch = load_scratch_model(nb, args.model_dir)  # a bad folder is refused before anything is timed
+    scratch = load_scratch_model(nb, args.model_dir, args.plain, args.compile)  # a bad folder: refused before timing
     busy = busy_fraction()  # other processes' share of the CPU, measured while this one sleeps
     hf = load_hf_model(hf_path)
     tokenizer = load_tokenizer(nb, args.model_dir)
@@ -286,7 +498,9 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} "
           f"threads; transformers {sys.modules['transformers'].__version__}; float32")
-    print(f"scratch: the notebook's code on {shown(args.model_dir)}; transformers: {shown(hf_path)}")
+    path = "the lesson's plain functions" if args.plain else "the fast path of section 19"
+    print(f"scratch: the notebook's code ({path}{', torch.compile' if args.compile else ''}) on "
+          f"{shown(args.model_dir)}; transformers: {shown(hf_path)}")
     if busy is not None and busy > 0.1:  # other processes compete for the cores: both sides slow down, unevenly
         print(f"warning: other processes used {busy:.0%} of the CPU time just before the start: the timings are "
               "noisy; run it on an idle machine")
@@ -340,9 +554,23 @@ def run(args: argparse.Namespace) -> int:
               f"{ours[i:i + 5]!r} ({tokenizer.decode(ours[i:i + 5])!r}), transformers {theirs[i:i + 5]!r} "
               f"({tokenizer.decode(theirs[i:i + 5])!r})")
     print(f"text: {DECODE_PROMPT + tokenizer.decode(ours)!r}")
-    print(json.dumps({**{k: float(f"{v:.4g}") for k, v in numbers.items()}, "same_tokens": same,
-                      "threads": torch.get_num_threads(), "repeats": args.repeats, "new_tokens": n_new,
-                      "prompt_tokens": len(prefill_prompt), "decode_prompt_tokens": len(decode_prompt)}))
+    report = {**{k: float(f"{v:.4g}") for k, v in numbers.items()}, "same_tokens": same,
+              "threads": torch.get_num_threads(), "repeats": args.repeats, "new_tokens": n_new,
+              "path": "plain" if args.plain else "fast", "compiled": args.compile,
+              "prompt_tokens": len(prefill_prompt), "decode_prompt_tokens": len(decode_prompt)}
+    if args.batch is not None:
+        if "generate_batch" not in nb:
+            print("\nbatch: the notebook has no generate_batch(model, prompts, max_new_tokens, stop_tokens=()) yet: "
+                  "only transformers is timed", flush=True)
+        entries = batch_benchmark(nb, scratch, hf, tokenizer, args.batch, n_new, args.repeats)
+        print_batch_table(entries, n_new)
+        report["batch"] = [{k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in e.items()}
+                           for e in entries]
+        if args.plot is not None:
+            write_batch_plot(entries, args.plot, f"greedy, {n_new} new tokens per row, float32, "
+                                                 f"{torch.get_num_threads()} threads, {cpu_model()}")
+            print(f"plot: {shown(args.plot)}")
+    print(json.dumps(report))
     return 0
 
 

@@ -11,6 +11,9 @@ nothing that loads a model or depends on the notebook's parameters runs.
 """
 
 import ast
+import itertools
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -52,10 +55,18 @@ def notebook_source(path: Path = NOTEBOOK) -> str:
 
 
 def load_notebook_functions(path: Path = NOTEBOOK) -> dict:
-    """Executes notebook_source() and returns its namespace."""
-    namespace: dict = {"__name__": "llama3_from_scratch_notebook"}
-    exec(compile(notebook_source(path), str(path), "exec"), namespace)
-    return namespace
+    """Executes notebook_source() and returns its namespace: each call a fresh one.
+
+    The namespace is a module's, registered in sys.modules under a name of its own, so that tools which look a
+    function's module up by name (torch.compile does) find it.
+    """
+    module = types.ModuleType(f"llama3_from_scratch_notebook_{next(_loads)}")
+    sys.modules[module.__name__] = module
+    exec(compile(notebook_source(path), str(path), "exec"), module.__dict__)
+    return module.__dict__
+
+
+_loads = itertools.count()
 
 
 def load_checked_checkpoint(model_dir: Path):

@@ -12,6 +12,9 @@ API
     load_meta_transformer(ckpt_dir, max_seq_len=128, dtype=torch.float32, max_batch_size=1)
     meta_logits(model, tokens) -> float32 [T, V]          one forward at start_pos 0
     meta_greedy(model, tokens, n_new, stop_tokens=()) -> list[int]
+    meta_generate(model, prompts, max_gen_len, stop_tokens=(), pad_id=-1, temperature=0.0, top_p=0.9)
+                                                          -> list[list[int]], a batch through Meta's own generate
+    meta_generation() -> namespace of llama_models/llama3/generation.py (Llama3, sample_top_p), text-only
     meta_to_hf_model(ckpt_dir, dtype=torch.float32, attn_implementation="eager",
                      max_position_embeddings=8192) -> transformers.LlamaForCausalLM
     meta_to_hf_state_dict(meta_sd, params) -> dict        the name/permutation mapping
@@ -20,8 +23,12 @@ API
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
+import copy
+import functools
+import importlib.util
 import io
 import json
 import shutil
@@ -174,6 +181,130 @@ def meta_greedy(model, tokens: Sequence[int], n_new: int, stop_tokens: Iterable[
             logits = model.forward(_token_tensor([nxt]), pos)
             pos += 1
     return new
+
+
+def _generation_path() -> Path:
+    return Path(importlib.util.find_spec("llama_models").submodule_search_locations[0]) / "llama3" / "generation.py"
+
+
+class _NoCrossAttentionTransformer:
+    """Stands in for llama_models' multimodal CrossAttentionTransformer, which a text-only Transformer never is.
+
+    generation.py names it in Llama3.__init__'s annotation (evaluated when the class is defined) and in build();
+    generate() itself only asks `isinstance(self.model, Transformer)`.
+    """
+
+
+@functools.lru_cache(maxsize=None)
+def meta_generation() -> SimpleNamespace:
+    """llama_models/llama3/generation.py itself, executed as a module without its multimodal import.
+
+    Importing the module fails here: `from .multimodal.model import CrossAttentionTransformer` imports
+    torchvision, which is not installable beside this torch build. So the file's source is compiled unchanged,
+    statement by statement, except that one import statement, whose name is bound to a placeholder class
+    instead (_NoCrossAttentionTransformer). Every other import is the module's own (relative imports resolve in
+    the llama_models.llama3 package), and Llama3, its generate() and sample_top_p are Meta's code, byte for byte,
+    with their line numbers (tracebacks point into Meta's file).
+    """
+    path = _generation_path()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "multimodal.model"]
+    if len(skipped) != 1 or [a.name for a in skipped[0].names] != ["CrossAttentionTransformer"]:
+        raise RuntimeError(f"{path}: expected exactly one `from .multimodal.model import CrossAttentionTransformer`; "
+                           "the installed llama-models differs from 0.3.0, check meta_generation()")
+    body = [n for n in tree.body if n is not skipped[0]]
+    namespace = {"__name__": "llama_models.llama3.generation", "__package__": "llama_models.llama3",
+                 "__file__": str(path), "CrossAttentionTransformer": _NoCrossAttentionTransformer}
+    exec(compile(ast.Module(body, type_ignores=[]), str(path), "exec"), namespace)
+    return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
+
+
+def meta_generate(
+    model,
+    prompts: Sequence[Sequence[int]],
+    max_gen_len: int,
+    stop_tokens: Iterable[int] = (),
+    pad_id: int = -1,
+    temperature: float = 0.0,
+    top_p: float = 0.9,
+) -> list[list[int]]:
+    """A batch of prompts through Meta's own batched generation: `Llama3.generate` of llama_models 0.3.0.
+
+    Not a port: this calls `Llama3.generate` from llama_models/llama3/generation.py (loaded by meta_generation(),
+    unchanged), constructed as `Llama3(model, tokenizer, model.params)` around MODEL, Meta's reference
+    Transformer from load_meta_transformer() (build it with max_batch_size >= len(PROMPTS) and
+    max_seq_len >= longest prompt + MAX_GEN_LEN). The tokenizer is a shallow copy of Meta's Tokenizer with
+    two attributes replaced: `stop_tokens` = STOP_TOKENS and `pad_id` = PAD_ID (generate reads only those, and
+    `decode` for each GenerationResult's text).
+
+    What Meta's loop does (generation.py, Llama3.generate), and so what this returns:
+      * `assert bsz <= params.max_batch_size`: more prompts than the model's max_batch_size raise AssertionError;
+      * `total_len = min(max_gen_len + max_prompt_len, params.max_seq_len)`; `tokens` is a (bsz, total_len)
+        tensor filled with pad_id, each prompt written at its start (right padding: every row's positions start
+        at 0, so no row's RoPE positions shift), `input_text_mask = tokens != pad_id`;
+      * decoding starts at `min_prompt_len`: the first forward is the shortest prompt's length over all rows,
+        then one position at a time for every row; at positions still inside a longer prompt,
+        `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)` keeps the prompt token
+        (teacher forcing), elsewhere the argmax (TEMPERATURE 0) or `sample_top_p` of softmax(logits / TEMPERATURE)
+        is written; `eos_reached` marks a row whose generated token is a stop token, and the loop ends when all
+        rows reached one or at total_len. Rows that have stopped keep being fed (their later tokens are
+        ignored).
+
+    Meta's generate yields one GenerationResult per row and position; its own consumers (llama3/scripts/
+    completion.py, chat_completion.py) print a row's tokens whose `ignore_token` is False and stop at the first
+    one whose `finished` is True, the stop token itself, without printing it. The older meta-llama/llama3
+    `generate` likewise cut each row at `len(prompt) + max_gen_len` and then dropped the stop token and all after
+    it. Here each row is: its generated tokens (ignore_token False), up to and INCLUDING the first stop token
+    (the first result with finished True), and at most MAX_GEN_LEN of them: without the cut, a shorter prompt
+    would get total_len - len(prompt) > MAX_GEN_LEN tokens. So `row[:-1]` is what Meta shows when the row ends
+    with a stop token. A row also gets fewer than MAX_GEN_LEN tokens when max_seq_len cuts total_len.
+
+    Refused with ValueError, where Meta's generate would do something else than continue each prompt: no
+    prompts, an empty prompt, MAX_GEN_LEN < 1 (Meta reads 0 or None as max_seq_len - 1), a prompt as long as
+    max_seq_len (Meta prints "Out of token budget" and yields nothing), and a prompt that contains PAD_ID
+    (input_text_mask would treat it as padding and overwrite it with a generated token). Sampling
+    (TEMPERATURE > 0) draws from torch's global generator, as Meta's sample_top_p does: seed it with
+    torch.manual_seed.
+    """
+    prompts = [[int(t) for t in p] for p in prompts]
+    if not prompts:
+        raise ValueError("prompts must hold at least one prompt")
+    if any(not p for p in prompts):
+        raise ValueError("every prompt must be non-empty")
+    if max_gen_len < 1:
+        raise ValueError(f"max_gen_len must be at least 1, not {max_gen_len}")
+    longest = max(len(p) for p in prompts)
+    if longest >= model.params.max_seq_len:
+        raise ValueError(f"a prompt of {longest} tokens leaves no room in max_seq_len {model.params.max_seq_len}")
+    with_pad = [i for i, p in enumerate(prompts) if pad_id in p]
+    if with_pad:
+        raise ValueError(f"prompt {with_pad[0]} contains pad_id {pad_id}: Meta's input_text_mask would overwrite it")
+
+    gen = meta_generation()
+    from llama_models.llama3.chat_format import LLMInput
+    from llama_models.llama3.tokenizer import Tokenizer
+
+    tokenizer = copy.copy(Tokenizer.get_instance())
+    tokenizer.stop_tokens = [int(t) for t in stop_tokens]
+    tokenizer.pad_id = int(pad_id)
+    llama = gen.Llama3(model, tokenizer, model.params)
+
+    rows: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    steps = llama.generate([LLMInput(tokens=p) for p in prompts], temperature=temperature, top_p=top_p,
+                           max_gen_len=max_gen_len)
+    for results in steps:
+        for result in results:
+            i = result.batch_idx
+            if result.ignore_token or done[i]:
+                continue
+            rows[i].append(int(result.token))
+            if bool(result.finished) or len(rows[i]) == max_gen_len:
+                done[i] = True
+        if all(done):
+            break
+    steps.close()
+    return rows
 
 
 # --------------------------------------------------------------------------- Meta -> HF

@@ -15,7 +15,8 @@ import torch as _torch
 _torch.save({{name: globals()[name] for name in {names!r} if name in globals()}}, {path!r})
 """
 SAVED_NAMES = ("next_token_logits", "prompt_tokens", "T", "tied", "generated_tokens", "chat_tokens", "answer",
-               "stop_tokens", "cached_tokens", "no_cache_tokens")
+               "stop_tokens", "cached_tokens", "no_cache_tokens", "prompts", "batch_prompt_tokens",
+               "batch_generated_tokens")
 
 
 def run_notebook(work_dir: Path, names: tuple[str, ...] = SAVED_NAMES, **parameters) -> dict:

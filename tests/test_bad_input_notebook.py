@@ -267,6 +267,7 @@ def test_an_empty_chat_message(model_copy, tmp_path):
     ("TEMPERATURE", -1.0, "TEMPERATURE = -1.0"),
     ("TOP_P", 0.0, "TOP_P = 0.0"),
     ("HEATMAP_LAYER", 99, "HEATMAP_LAYER = 99"),
+    ("MAX_BATCH_SIZE", 0, "MAX_BATCH_SIZE = 0: it must be a whole number of at least 1"),
 ])
 def test_a_parameter_out_of_range(name, value, expected, model_copy, tmp_path):
     error = notebook_error(tmp_path, model_copy, **{name: value})
@@ -282,3 +283,24 @@ def test_special_token_text_in_the_prompt_is_text_unless_asked(allow_special, mo
     expected = tokenizer.encode(prompt, bos=True, eos=False, allowed_special="all" if allow_special else set())
     assert saved["prompt_tokens"] == expected
     assert (tokenizer.special_tokens["<|eot_id|>"] in expected) == allow_special
+
+
+# --------------------------------------------------------------------------- the batch of section 18
+
+@pytest.mark.parametrize("prompts, extra, expected", [
+    ([], {}, "PROMPTS = []: give a list of one or more prompts"),
+    ("Hello", {}, "PROMPTS = 'Hello': give a list of one or more prompts"),
+    (["What is a llama?", ""], {}, "PROMPTS[1] = '': every prompt must be some text"),
+    (["Hi"] * 3, {"MAX_BATCH_SIZE": 2}, "PROMPTS has 3 prompts, but MAX_BATCH_SIZE = 2"),
+], ids=["empty-list", "a-string-not-a-list", "an-empty-prompt", "more-than-max-batch-size"])
+def test_a_bad_batch_of_prompts_is_named_before_anything_loads(prompts, extra, expected, model_copy, tmp_path):
+    error = notebook_error(tmp_path, model_copy, PROMPTS=prompts, **extra)
+    assert expected in error.evalue
+
+
+def test_a_batch_prompt_longer_than_the_context(model_copy, tmp_path):
+    edit_params(model_copy, max_seq_len=40)
+    long_message = "count with me: " + " ".join(str(i) for i in range(40))
+    error = notebook_error(tmp_path, model_copy, PROMPT="Hi", CHAT_MESSAGE="Hi", MAX_NEW_TOKENS=1,
+                           PROMPTS=["Hi", long_message])
+    assert "PROMPTS[1] is " in error.evalue and "but this model reads at most 40 (its context length)" in error.evalue

@@ -10,7 +10,7 @@ from llama_models.datatypes import RawMessage
 from llama_models.llama3.chat_format import ChatFormat
 from llama_models.llama3.tokenizer import Tokenizer
 
-from meta_reference import load_meta_transformer, meta_greedy, meta_logits
+from meta_reference import load_meta_transformer, meta_generate, meta_greedy, meta_logits
 from notebook_runner import run_notebook
 
 LONG_PROMPT = ("Once upon a time, in a valley between two rivers, there lived a llama who counted everything: "
@@ -44,6 +44,14 @@ def test_next_token_logits_equal_meta_reference(config, prompt, tiny_checkpoint_
     expected_chat = ChatFormat(Tokenizer.get_instance()).encode_dialog_prompt(
         [RawMessage(role="user", content="What is the capital of France?")]).tokens
     assert saved["chat_tokens"] == expected_chat
+
+    # The batch of section 18: each prompt in Meta's ChatFormat, and the rows of Meta's own batched generate.
+    batch = saved["batch_prompt_tokens"]
+    assert len(saved["prompts"]) == len(batch) == 3 and len({len(p) for p in batch}) == 3  # three lengths
+    assert batch == [ChatFormat(Tokenizer.get_instance()).encode_dialog_prompt(
+        [RawMessage(role="user", content=p)]).tokens for p in saved["prompts"]]
+    reference = load_meta_transformer(ckpt, max_seq_len=max(map(len, batch)) + 24, max_batch_size=len(batch))
+    assert saved["batch_generated_tokens"] == meta_generate(reference, batch, 24, saved["stop_tokens"])
 
 
 def test_tied_output_uses_the_embedding(tiny_checkpoint_factory, meta_parallel, tmp_path):

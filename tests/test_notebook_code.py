@@ -25,3 +25,22 @@ def test_only_definitions_imports_and_constants_are_kept():
     # nothing that loads a model or depends on the parameters cell runs
     for statement in ("checkpoint = load_checkpoint(", "MODEL_DIR = None", "plt.show()", "print("):
         assert statement not in "\n".join(line for line in source.splitlines() if not line.startswith(" "))
+
+
+def test_the_benchmarks_fast_path_is_the_one_section_19_swaps_in():
+    # notebook_code.use_fast_path (what scripts/benchmark.py times) names the same replacements as the
+    # notebook's own use({...}) calls, so that the benchmark measures what the notebook teaches.
+    import ast
+
+    import nbformat
+
+    from notebook_code import FAST_FUNCTIONS, NOTEBOOK
+
+    swapped = {}
+    for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "use" and isinstance(node.args[0], ast.Dict):
+                swapped |= {key.value: value.id for key, value in zip(node.args[0].keys, node.args[0].values)}
+    assert swapped == FAST_FUNCTIONS
