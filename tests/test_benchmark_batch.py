@@ -29,9 +29,9 @@ def cached_models(monkeypatch):
     monkeypatch.setattr(benchmark, "load_hf_model", functools.lru_cache(benchmark.load_hf_model))
     real_load_scratch, loaded = benchmark.load_scratch_model, {}
 
-    def load_scratch_model(nb, model_dir):
+    def load_scratch_model(nb, model_dir, *args, **kwargs):
         if model_dir not in loaded:
-            loaded[model_dir] = real_load_scratch(nb, model_dir)
+            loaded[model_dir] = real_load_scratch(nb, model_dir, *args, **kwargs)
         return loaded[model_dir]
 
     monkeypatch.setattr(benchmark, "load_scratch_model", load_scratch_model)
