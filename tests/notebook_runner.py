@@ -8,6 +8,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "llama3-from-scratch.ipynb"
+ZH_NOTEBOOK = REPO / "llama3-from-scratch.zh.ipynb"
 
 # Appended to a copy of the notebook: saves what the tests compare. The notebook itself is not changed.
 SAVE_CELL = """
@@ -19,11 +20,14 @@ SAVED_NAMES = ("next_token_logits", "prompt_tokens", "T", "tied", "generated_tok
                "batch_generated_tokens")
 
 
-def run_notebook(work_dir: Path, names: tuple[str, ...] = SAVED_NAMES, **parameters) -> dict:
-    """Runs the notebook with papermill parameters; returns the saved names. Raises PapermillExecutionError."""
+def run_notebook(work_dir: Path, names: tuple[str, ...] = SAVED_NAMES, notebook=None, **parameters) -> dict:
+    """Runs the notebook (or the given nbformat notebook) with papermill parameters; returns the saved names.
+
+    Raises PapermillExecutionError. The executed copy is left at work_dir / "output.ipynb".
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     saved = work_dir / "saved.pt"
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(NOTEBOOK, as_version=4) if notebook is None else nbformat.reads(nbformat.writes(notebook), as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(names=tuple(names), path=str(saved))))
     source = work_dir / "input.ipynb"
     nbformat.write(notebook, source)
