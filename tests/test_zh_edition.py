@@ -1,0 +1,112 @@
+"""The Chinese edition is built from the English notebook and scripts/translations/zh.md, and cannot drift.
+
+The checks themselves (build_zh_notebook.problems and .differences) are also run on deliberately broken copies
+here, so that a test of the real files cannot pass by checking nothing.
+"""
+
+import nbformat
+import pytest
+
+from build_zh_notebook import CJK, build, differences, english_hash, lasting_metadata, load_translations, problems
+from notebook_runner import NOTEBOOK, ZH_NOTEBOOK
+
+english = nbformat.read(NOTEBOOK, as_version=4)
+translations = load_translations()
+
+
+def test_every_markdown_cell_is_translated_from_the_current_english_text():
+    assert problems(english, translations) == []
+
+
+def test_the_committed_zh_notebook_is_what_the_build_makes():
+    committed = nbformat.read(ZH_NOTEBOOK, as_version=4)
+    assert differences(build(english, translations), committed) == []
+    # the same code, cell for cell, and Chinese in every markdown cell
+    for en, zh in zip(english.cells, committed.cells):
+        assert en.cell_type == zh.cell_type and en.id == zh.id and lasting_metadata(en) == lasting_metadata(zh)
+        if en.cell_type == "code":
+            assert en.source == zh.source
+        else:
+            assert CJK.search(zh.source), zh.source[:80]
+
+
+def test_the_zh_notebook_ran_and_shows_its_own_outputs():
+    committed = nbformat.read(ZH_NOTEBOOK, as_version=4)
+    pairs = [(en, zh) for en, zh in zip(english.cells, committed.cells) if en.cell_type == "code"]
+    assert [zh.execution_count for _, zh in pairs] == list(range(1, len(pairs) + 1))
+    images = lambda cell: sum("image/png" in o.get("data", {}) for o in cell.outputs)  # noqa: E731
+    assert [images(en) for en, _ in pairs] == [images(zh) for _, zh in pairs]  # every plot is there
+    assert any(zh.outputs != en.outputs for en, zh in pairs)  # its own run (timings differ), not a copy
+
+
+def test_translations_keep_the_structure_of_the_english_cells():
+    # headings stay headings at the same level, with the same section number; code spans and math survive
+    for cell in english.cells:
+        if cell.cell_type != "markdown":
+            continue
+        zh = translations[cell.id][1]
+        en_first, zh_first = cell.source.splitlines()[0], zh.splitlines()[0]
+        if en_first.startswith("#"):
+            level = len(en_first) - len(en_first.lstrip("#"))
+            assert zh_first.startswith("#" * level + " ") and not zh_first.startswith("#" * (level + 1)), zh_first
+            number = en_first[level:].split()[0]
+            if number[0].isdigit():
+                assert zh_first[level:].split()[0] == number, (en_first, zh_first)
+        assert cell.source.count("$$") == zh.count("$$"), cell.id
+        assert cell.source.count("```") == zh.count("```"), cell.id
+
+
+# --- the checks fail on broken copies ---------------------------------------------------------------------------
+
+def first_markdown(nb):
+    return next(cell for cell in nb.cells if cell.cell_type == "markdown")
+
+
+def test_a_missing_translation_is_named():
+    broken = dict(translations)
+    cell_id = first_markdown(english).id
+    del broken[cell_id]
+    assert any(cell_id in p and "no translation" in p for p in problems(english, broken))
+    with pytest.raises(ValueError, match="no translation"):
+        build(english, broken)
+
+
+def test_a_changed_english_cell_makes_its_translation_stale():
+    changed = nbformat.reads(nbformat.writes(english), as_version=4)
+    cell = first_markdown(changed)
+    cell.source += "\n\nA new sentence."
+    found = problems(changed, translations)
+    assert len(found) == 1 and "changed since it was translated" in found[0] and english_hash(cell.source) in found[0]
+
+
+def test_a_translation_of_a_cell_that_no_longer_exists_is_named():
+    broken = {**translations, "deadbeef": ("000000000000", "已删除的单元格")}
+    assert any("deadbeef" in p and "no longer exists" in p for p in problems(english, broken))
+
+
+def test_an_entry_that_is_still_english_is_not_a_translation():
+    cell = first_markdown(english)
+    broken = {**translations, cell.id: (english_hash(cell.source), "TODO " + cell.source)}
+    assert any("not translated yet" in p for p in problems(english, broken))
+
+
+def test_a_code_cell_that_differs_in_the_zh_notebook_is_named():
+    built = build(english, translations)
+    edited = nbformat.reads(nbformat.writes(built), as_version=4)
+    code = next(cell for cell in edited.cells if cell.cell_type == "code" and "rms_norm" in cell.source)
+    code.source = code.source.replace("float()", "double()")
+    found = differences(built, edited)
+    assert len(found) == 1 and "source differs" in found[0]
+    code.metadata["tags"] = ["exercise"]
+    assert any("metadata differs" in f for f in differences(built, edited))
+    edited.cells.pop()
+    assert differences(built, edited)  # a lost cell too
+
+
+def test_the_zh_notebook_has_no_errors_and_nothing_of_the_authors_machine():
+    text = ZH_NOTEBOOK.read_text(encoding="utf-8")
+    for pattern in ("/work/", "/tmp/", "/home/", "/root/", "/Users/", "site-packages"):
+        assert pattern not in text, pattern
+    committed = nbformat.read(ZH_NOTEBOOK, as_version=4)
+    assert not [o for c in committed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert "widgets" not in committed.metadata and "colab" not in committed.metadata
