@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import os
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # Two test processes share two cores: one thread each (and in the notebook kernels and scripts they start,
+    # which inherit this), so that no process's thread pool waits on a core the other one holds.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 from pathlib import Path
 
 import pytest
 import torch
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(1)  # in case torch was imported before the line above set OMP_NUM_THREADS
 
 import meta_reference
 from make_tiny_checkpoint import make_tiny_checkpoint
