@@ -10,8 +10,8 @@ The rule, one slide per section and one sub-slide per step:
   below its section's slide;
 - a code cell stays on the sub-slide of the markdown before it, with its output.
 
-Then present with (long cells and outputs scroll inside their slide):
-    jupyter nbconvert --to slides --SlidesExporter.reveal_scroll=True llama3-from-scratch.ipynb
+Then build the deck with (scripts/slides_config.py: long cells and outputs scroll inside their slide, and more):
+    jupyter nbconvert --to slides --config scripts/slides_config.py llama3-from-scratch.ipynb
 """
 
 import argparse
