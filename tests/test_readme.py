@@ -23,3 +23,37 @@ def test_the_readme_states_how_many_bad_input_cases_are_tested():
     assert notebook == collected("tests/test_bad_input_notebook.py")
     assert scripts == collected("tests/test_bad_input_scripts.py")
     assert total == notebook + scripts
+
+
+def bash_blocks(name: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", (REPO / name).read_text(encoding="utf-8"), re.S)
+
+
+def ci_block(marker: str) -> str:
+    """The block .ci/run executes: the first ```bash block after <!-- ci:MARKER --> in README.md."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.search(rf"<!-- ci:{marker} -->\n```bash\n(.*?)```", text, re.S).group(1)
+
+
+def test_the_chinese_readme_gives_the_very_commands_ci_runs():
+    # README.zh.md is written by hand; its run and test commands must stay those of README.md, which CI executes
+    blocks = bash_blocks("README.zh.md")
+    for marker in ("run", "test"):
+        assert ci_block(marker) in blocks, f"README.zh.md lacks README.md's {marker} command, word for word"
+
+
+def test_the_readmes_link_only_to_files_that_exist():
+    for name in ("README.md", "README.zh.md"):
+        text = (REPO / name).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not re.match(r"[a-z]+:", target):  # a relative link, not https: or mailto:
+                assert (REPO / target).exists(), f"{name} links to {target}, which does not exist"
+
+
+def test_the_readme_states_how_many_wrong_answers_the_exercise_checks_name():
+    from test_exercises import WRONG_ANSWERS
+
+    stated = re.search(r"puts in (\d+) typical wrong answers", (REPO / "README.md").read_text(encoding="utf-8"))
+    zh = re.search(r"逐个放入 (\d+) 个典型的错误答案", (REPO / "README.zh.md").read_text(encoding="utf-8"))
+    assert stated and zh, "the READMEs no longer say how many wrong answers are tested"
+    assert int(stated.group(1)) == int(zh.group(1)) == len(WRONG_ANSWERS)
