@@ -4,6 +4,8 @@ The checks themselves (build_zh_notebook.problems and .differences) are also run
 here, so that a test of the real files cannot pass by checking nothing.
 """
 
+import re
+
 import nbformat
 import pytest
 
@@ -110,3 +112,40 @@ def test_the_zh_notebook_has_no_errors_and_nothing_of_the_authors_machine():
     committed = nbformat.read(ZH_NOTEBOOK, as_version=4)
     assert not [o for c in committed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert "widgets" not in committed.metadata and "colab" not in committed.metadata
+
+
+# --- text in the plots ------------------------------------------------------------------------------------------
+
+MISSING_GLYPH = re.compile(r"Glyph \d+ .*missing from (current )?font")
+
+
+def missing_glyph_warnings(nb) -> list[str]:
+    return [line for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+            for line in o.get("text", "").splitlines() if MISSING_GLYPH.search(line)]
+
+
+@pytest.mark.parametrize("path", [NOTEBOOK, ZH_NOTEBOOK], ids=["en", "zh"])
+def test_every_character_in_the_plots_had_a_glyph(path):
+    # matplotlib warns, in the cell's output, for every character its font cannot draw (a box in the PNG): a plot
+    # with Chinese text needs a CJK font. The plots' text comes from the code and is English in both editions.
+    assert missing_glyph_warnings(nbformat.read(path, as_version=4)) == []
+
+
+def test_a_chinese_title_without_a_cjk_font_is_caught(tmp_path):
+    # the check above reads the warning matplotlib really writes: draw a Chinese title with its default font
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings(record=True) as caught, matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+        warnings.simplefilter("always")
+        fig, ax = plt.subplots()
+        ax.set_title("注意力分数")
+        fig.savefig(tmp_path / "title.png")
+        plt.close(fig)
+    shown = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+        "stream", name="stderr", text="".join(f"UserWarning: {w.message}\n" for w in caught))])
+    assert missing_glyph_warnings(nbformat.v4.new_notebook(cells=[shown]))
