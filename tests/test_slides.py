@@ -16,6 +16,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from notebook_runner import NOTEBOOK, REPO, ZH_NOTEBOOK
 from slides import set_slide_metadata, slide_type
+from test_readme import bash_blocks
 
 SLIDES_CONFIG = REPO / "scripts" / "slides_config.py"
 # What the classroom template adds to nbconvert's reveal.js deck (see scripts/slides_config.py)
@@ -103,9 +104,7 @@ def test_every_cell_follows_the_slide_rule(path):
 def slides_command(readme: str) -> str:
     """The README's command that builds the deck: the first line in its bash blocks that runs nbconvert --to slides
     (the one "To present" gives; an offline variant may follow)."""
-    text = (REPO / readme).read_text(encoding="utf-8")
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    found = [line for block in blocks for line in block.splitlines() if "nbconvert --to slides" in line]
+    found = [line for block in bash_blocks(readme) for line in block.splitlines() if "nbconvert --to slides" in line]
     assert found, f"{readme} does not say how to build the slides"
     return found[0]
 
