@@ -13,7 +13,8 @@ tokenizer: the prompt is T random token ids from a fixed seed). For each configu
              no-mmap  torch.load(..., map_location="cpu", weights_only=True), the original tutorial's way
     dtype    float32 or bfloat16, the compute dtype given to the notebook's Model
 
-it reports the load time (torch.load + the notebook's shape check), the time of the forward pass over a
+it reports the load time (torch.load + the notebook's check of the shapes; its check of every value, which
+reads the whole file, is done once by the parent and not timed), the time of the forward pass over a
 T-token prompt (the prefill of the KV cache: all layers, as in the notebook's generate), the time per token
 of greedy decoding with the KV cache, and the process's peak RSS and peak anonymous memory (RssAnon).
 
@@ -54,10 +55,10 @@ torch.save's. Its peak RssAnon is measured and printed.
 Bad input: MODEL_DIR is loaded and checked first with the notebook's own load_checkpoint_file, read_params and
 check_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code is refused without
 running it); a damaged or truncated file, an HTML page saved as the checkpoint, or a params.json that is missing,
-not JSON, lacks a key or does not fit a tensor's shape ends in one `error: ...` line naming the file, key or tensor
-(exit status 2). --make-fake refuses a DIR that exists and is not empty unless --force, and a disk without the
-checkpoint's size + 1 GB free; the file is reserved (posix_fallocate) and written under DIR/.partial/, renamed into
-place when complete, so a full disk leaves nothing half-written.
+not JSON, lacks a key or does not fit a tensor's shape, or a NaN or an infinity in a tensor ends in one `error: ...`
+line naming the file, key or tensor (exit status 2). --make-fake refuses a DIR that exists and is not empty unless
+--force, and a disk without the checkpoint's size + 1 GB free; the file is reserved (posix_fallocate) and written
+under DIR/.partial/, renamed into place when complete, so a full disk leaves nothing half-written.
 
 Run every measurement alone on the machine (e.g. under `flock /tmp/bench.lock ...`): other processes'
 memory traffic changes the times.
@@ -267,11 +268,14 @@ def checkpoint_paths(model_dir: Path) -> list[Path]:
     return paths
 
 
-def load_checked(model_dir: Path):
+def load_checked(model_dir: Path, values: bool = True):
     """(Config, checkpoint) as the notebook loads and checks them (notebook_code.load_checked_checkpoint: a
-    pickle that would run code is refused without running it); BadCheckpoint names the file, key or tensor."""
+    pickle that would run code is refused without running it); BadCheckpoint names the file, key or tensor.
+
+    VALUES=False skips the check of every value (NaN, inf), which reads the whole file: the parent does it once.
+    """
     try:
-        return load_checked_checkpoint(model_dir)
+        return load_checked_checkpoint(model_dir, values)
     except InputError as exc:
         raise BadCheckpoint(str(exc)) from None
 
@@ -300,7 +304,9 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
         return result
 
     nb = load_notebook_functions()  # the notebook's own functions, classes and constants
-    cfg, _ = load_checked(model_dir)  # refuses a bad folder before anything is measured
+    # the parent checked the folder, values included; reading every value again here would fill the page cache
+    # that --cache cold emptied, and time a read of the whole file as "load"
+    cfg, _ = load_checked(model_dir, values=False)
     dtype = DTYPES[dtype_name]
     tokens = torch.randint(cfg.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(seed)).tolist()
 
@@ -332,7 +338,7 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
         else:
             shards = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
             checkpoint = shards[0] if len(shards) == 1 else ShardedCheckpoint(shards)
-        check_checkpoint(checkpoint, cfg, str(model_dir))
+        check_checkpoint(checkpoint, cfg, str(model_dir), values=False)  # the shapes (the values: see above)
         model = nb["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
         end_phase("load", time.perf_counter() - t0)
 
@@ -423,7 +429,7 @@ def benchmark(args: argparse.Namespace) -> int:
     model_dir: Path = args.model_dir
     paths = checkpoint_paths(model_dir)
     configs = parse_configs(args.configs)
-    load_checked(model_dir)  # a bad folder: one message here, not one per child
+    load_checked(model_dir)  # a bad folder (a NaN in a tensor too): one message here, not one per child
     size = sum(p.stat().st_size for p in paths)
     mem = read_meminfo()
     print(f"checkpoint {model_dir}: {size / GiB:.2f} GiB in {len(paths)} file(s); memory: {mem['MemTotal'] / GiB:.1f}"

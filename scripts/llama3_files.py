@@ -4,11 +4,13 @@ The notebook teaches Llama 3's math. What protects a reader from bad files and p
 Python that the notebook imports in one cell (the way rasbt's LLMs-from-scratch keeps earlier chapters in
 previous_chapters.py), and that scripts and tests import as a normal module:
 
-- the notebook's parameters (DEVICE, DTYPE, MAX_NEW_TOKENS, TEMPERATURE, TOP_P, HEATMAP_LAYER, PROMPTS);
+- the notebook's parameters, each one's type with its range (DEVICE, DTYPE, MAX_NEW_TOKENS, TEMPERATURE, TOP_P,
+  SEED; PROMPT, PROMPT_SPECIAL_TOKENS, CHAT_MESSAGE; HEATMAP_LAYER; PROMPTS, MAX_BATCH_SIZE; MODEL_DIR);
 - which model folder runs, preparing the demo model when there are no Meta weights;
 - params.json: read, every key checked, and `Config`, the sizes the notebook names T, D, H, H_KV, Dh, L, F, V;
 - the checkpoint: a failed download, a truncated file or a pickle that asks for code is named, several
-  model-parallel files are merged lazily, and every tensor's shape is checked against params.json;
+  model-parallel files are merged lazily, every tensor's shape is checked against params.json, and every value
+  is checked to be finite (a NaN or an infinity is named with its tensor);
 - the tokenizer (Llama 3's tokenizer.model, or the demo model's own) and the prompt.
 
 Each problem raises InputError with one message that names the file, key or parameter and says what to do.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import pickle
 import re
 import subprocess
@@ -38,6 +41,7 @@ import tiktoken
 import torch
 from tiktoken.load import load_tiktoken_bpe
 from torch import Tensor
+from tqdm import tqdm
 
 
 class InputError(Exception):
@@ -47,33 +51,73 @@ class InputError(Exception):
 # --------------------------------------------------------------------------- the parameters
 
 def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int, temperature: float,
-                     top_p: float) -> torch.device:
-    """The notebook's parameters, checked before anything is loaded; returns the device to compute on."""
+                     top_p: float, seed: int = 0) -> torch.device:
+    """The notebook's parameters, checked before anything is loaded; returns the device to compute on.
+
+    Each one's type is checked with its range, so that a wrong one is named here, not by a comparison or a
+    torch call many cells later: TEMPERATURE = "hot" ends in "it must be a number", not in a TypeError.
+    """
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise InputError(f"DEVICE = {device!r}: use None, 'cpu', 'cuda' or 'mps' (a string)")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     try:
         device = torch.device(device)
     except RuntimeError:
         raise InputError(f"DEVICE = {device!r} is not a device: use None, 'cpu', 'cuda' or 'mps'") from None
-    if dtype not in (None, "float32", "bfloat16", "float16"):
+    if not (dtype is None or isinstance(dtype, str) and dtype in ("float32", "bfloat16", "float16")):
         raise InputError(f"DTYPE = {dtype!r}: use None, 'float32', 'bfloat16' or 'float16'")
     if device.type == "cuda" and not torch.cuda.is_available() or device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"DEVICE = {str(device)!r}, but this machine has no {device.type} device: use None or 'cpu'")
     if not is_whole_number(max_new_tokens) or max_new_tokens < 1:
         raise InputError(f"MAX_NEW_TOKENS = {max_new_tokens!r}: it must be a whole number of at least 1")
-    if not temperature >= 0:
-        raise InputError(f"TEMPERATURE = {temperature!r}: it must be 0 (greedy) or more")
-    if not 0 < top_p <= 1:
-        raise InputError(f"TOP_P = {top_p!r}: it must be more than 0 and at most 1")
+    if not is_real_number(temperature) or not temperature >= 0:  # NaN is not >= 0
+        raise InputError(f"TEMPERATURE = {temperature!r}: it must be a number, 0 (greedy) or more")
+    if not is_real_number(top_p) or not 0 < top_p <= 1:
+        raise InputError(f"TOP_P = {top_p!r}: it must be a number more than 0 and at most 1")
+    if not is_whole_number(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise InputError(f"SEED = {seed!r}: it must be a whole number, e.g. 0 (torch.Generator().manual_seed takes "
+                         "-2**63 to 2**64 - 1)")
     return device
 
 
+SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.Generator().manual_seed accepts
+
+
+def check_text_parameters(prompt: str | None, prompt_special_tokens: bool, chat_message: str) -> None:
+    """PROMPT (None or some text), PROMPT_SPECIAL_TOKENS (True or False) and CHAT_MESSAGE (some text).
+
+    Checked before anything is loaded; whether a text fits the model's context is checked once the tokenizer
+    has counted its tokens (check_prompt).
+    """
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"PROMPT = {prompt!r}: it must be some text in quotes, or None for an example prompt")
+    if prompt == "":
+        raise InputError("PROMPT is empty: give the model some text to continue (PROMPT = None picks an example)")
+    if not isinstance(prompt_special_tokens, bool):
+        raise InputError(f"PROMPT_SPECIAL_TOKENS = {prompt_special_tokens!r}: it must be True or False")
+    if not isinstance(chat_message, str):
+        raise InputError(f"CHAT_MESSAGE = {chat_message!r}: it must be some text in quotes, what the user says")
+    if not chat_message:
+        raise InputError("CHAT_MESSAGE is empty: give the model some text to answer")
+
+
 def is_whole_number(value) -> bool:
+    """An int, but not a bool: True is not a number of tokens."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_real_number(value) -> bool:
+    """An int or a float, but not a bool, a string or a complex number (NaN is a float: a range check must
+    reject it, as `not x >= 0` does)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_heatmap_layer(layer, n_layers: int) -> None:
-    if not is_whole_number(layer) or not 0 <= layer < n_layers:
+    if not is_whole_number(layer):
+        raise InputError(f"HEATMAP_LAYER = {layer!r}: it must be a whole number, one of this model's layers "
+                         f"0..{n_layers - 1}")
+    if not 0 <= layer < n_layers:
         raise InputError(f"HEATMAP_LAYER = {layer!r}, but this model's layers are 0..{n_layers - 1}")
 
 
@@ -110,6 +154,9 @@ def prepare_demo_model(folder: Path) -> None:
 
 def find_model_dir(model_dir: str | Path | None) -> Path:
     """MODEL_DIR if given (checked); else Meta's 8B if its weights are there; else the demo model, prepared once."""
+    if model_dir is not None and not isinstance(model_dir, (str, os.PathLike)):
+        raise InputError(f"MODEL_DIR = {model_dir!r}: it must be a folder's path in quotes, e.g. 'Meta-Llama-3-8B', "
+                         "or None")
     if model_dir is not None:
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -348,8 +395,14 @@ def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     return shapes | {f"layers.{i}.{LAYER_TENSORS[k]}": s for i in range(cfg.n_layers) for k, s in layer.items()}
 
 
-def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str) -> None:
-    """Every tensor present, of the shape params.json implies, and floating point; a tied output may be absent."""
+def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str, values: bool = True) -> None:
+    """Every tensor present, of the shape params.json implies, floating point, and (VALUES) every value finite.
+
+    A tied output may be absent. The values check (check_values) reads every byte of the checkpoint once; it
+    costs about what reading the file costs, and leaves it in the page cache, so the first forward pass does not
+    wait on the disk. VALUES=False: the shapes and dtypes only (a script that reads part of the file checks the
+    values of that part itself).
+    """
     expected = expected_shapes(cfg)
     tied = "output.weight" not in checkpoint
     missing = [name for name in expected if name not in checkpoint and not (tied and name == "output.weight")]
@@ -368,6 +421,71 @@ def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str) 
         stored = checkpoint.shards[0][name] if isinstance(checkpoint, ShardedCheckpoint) else checkpoint[name]
         if not stored.is_floating_point():
             raise InputError(f"{name} in {where} holds {stored.dtype} numbers, not weights")
+    if values:
+        check_values(checkpoint, where)
+
+
+VALUES_BLOCK_BYTES = 32 * 2**20  # check_values reads a tensor this many bytes (whole rows) at a time
+VALUES_PROGRESS_BYTES = 2**30  # a checkpoint bigger than this gets a progress bar while its values are checked
+
+
+def check_values(checkpoint: Mapping[str, Tensor], where: str, names: list[str] | None = None,
+                 block_bytes: int = VALUES_BLOCK_BYTES) -> None:
+    """Every value of every tensor (or of NAMES) is a finite number: a NaN or ±inf is named with its tensor.
+
+    A NaN or an infinity in a weight spreads through every layer after it (0 · inf is NaN): without this check
+    it shows only as NaN logits, sections later. The tensors are read, never written (memory-mapped ones stay
+    the file's pages), a block of whole rows at a time, so that the memory this needs stays small: a block's
+    sum screens it (a NaN or inf makes the sum NaN or inf; the sum makes no copy and runs at the speed of
+    memory), and only a block whose sum is not finite is looked at with torch.isfinite, which is exact, and
+    names the first bad value. It reads every byte of the checkpoint once, so it also brings the file into
+    the page cache for the first forward pass; with a progress bar when that is over 1 GiB.
+    """
+    if isinstance(checkpoint, ShardedCheckpoint):  # each file's slice, never a merged copy
+        n = len(checkpoint.shards)
+        parts = [(name, shard[name], f" (its slice in consolidated.{i:02d}.pth, file {i + 1} of {n})")
+                 for i, shard in enumerate(checkpoint.shards) for name in (shard if names is None else names)]
+    else:
+        parts = [(name, checkpoint[name], "") for name in (checkpoint if names is None else names)]
+    total = sum(tensor.numel() * tensor.element_size() for _, tensor, _ in parts)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="checking the weights' values", file=sys.stderr,
+              ncols=80, mininterval=1.0, leave=False, disable=total <= VALUES_PROGRESS_BYTES) as bar:
+        for name, tensor, slice_of in parts:
+            for start, block in row_blocks(tensor, block_bytes):
+                # a NaN or inf makes the sum NaN or inf (and so may an overflow of finite values: look closer)
+                if not torch.isfinite(block.sum()) and (bad := first_non_finite(block)):
+                    what, (row, *rest) = bad
+                    at = f" at {[start + row, *rest][:tensor.dim()]}" if tensor.dim() else ""
+                    raise InputError(f"{name}{slice_of} in {where} holds {what}{at}, and a weight must be a finite "
+                                     "number: the file is damaged (or was saved from a training run that diverged). "
+                                     "Download it again, then compare every file with Meta's checksums: "
+                                     f"python scripts/verify_checkpoint.py {checkpoint_folder(where)}")
+                bar.update(block.numel() * block.element_size())
+
+
+def first_non_finite(block: Tensor) -> tuple[str, list[int]] | None:
+    """("NaN (not a number)", "+inf" or "-inf", and its index) for BLOCK's first value that is not finite."""
+    bad = (~torch.isfinite(block)).nonzero()
+    if not len(bad):
+        return None
+    index = bad[0].tolist()
+    value = block[tuple(index)].item()
+    return "NaN (not a number)" if math.isnan(value) else "+inf" if value > 0 else "-inf", index
+
+
+def row_blocks(tensor: Tensor, block_bytes: int) -> Iterator[tuple[int, Tensor]]:
+    """(first row, view) for blocks of whole rows of TENSOR, about BLOCK_BYTES each (a 0-d tensor: one block)."""
+    rows = tensor.reshape(1) if tensor.dim() == 0 else tensor
+    row_bytes = max(1, rows[0].numel() * rows.element_size()) if len(rows) else 1
+    step = max(1, block_bytes // row_bytes)
+    for start in range(0, len(rows), step):
+        yield start, rows[start:start + step]
+
+
+def checkpoint_folder(where: str) -> str:
+    """The model folder of WHERE, which names the folder or one of its consolidated.*.pth files."""
+    path = Path(where)
+    return str(path.parent if path.suffix == ".pth" else path)
 
 
 def count_parameters(checkpoint: Mapping[str, Tensor]) -> int:

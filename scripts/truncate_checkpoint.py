@@ -156,18 +156,20 @@ def load_source(src: Path, n_keep: int) -> tuple[dict[str, torch.Tensor], list[s
     The loading and the checks are the notebook's own (llama3_files: load_checkpoint_file, read_params, Config,
     check_checkpoint): torch.load(..., weights_only=True, mmap=True), so a pickle that would run code is
     refused without running it, and an HTML page, a truncated file or a params.json that does not fit the
-    weights ends in a message that names the file, the key or the tensor. mmap=True maps the file
+    weights ends in a message that names the file, the key or the tensor; so does a NaN or an infinity in a
+    tensor that DST keeps (the values of the layers left out are not read). mmap=True maps the file
     MAP_PRIVATE from a read-only descriptor: the tensors' bytes stay on disk (page cache), SRC cannot be
     written, and nothing is read until used.
     """
-    from llama3_files import Config, InputError, check_checkpoint, load_checkpoint_file, read_params
+    from llama3_files import Config, InputError, check_checkpoint, check_values, load_checkpoint_file, read_params
 
     path = src / CHECKPOINT_NAME
     try:
         cfg = Config.from_params(read_params(src))
         state = load_checkpoint_file(path)
         keys = select_keys(state, n_keep, cfg.n_layers, path)  # the layers first: the likeliest mismatch
-        check_checkpoint(state, cfg, str(path))
+        check_checkpoint(state, cfg, str(path), values=False)
+        check_values(state, str(path), keys)  # the tensors DST gets: the save reads them next, from the page cache
     except InputError as exc:
         raise TruncateError(str(exc)) from None
     return state, keys

@@ -124,6 +124,21 @@ def test_a_pickle_that_is_not_a_dict_of_tensors(model_copy, tmp_path):
     assert "consolidated.00.pth holds a list, not a dict of named tensors" in error.evalue
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_weight_that_is_not_a_finite_number_is_named_with_its_tensor(value, model_copy, tmp_path):
+    """Without the check, a NaN spreads through every layer after it and shows only as NaN logits, far later."""
+    path = model_copy / "consolidated.00.pth"
+    weights = torch.load(path, weights_only=True)
+    name = "layers.1.feed_forward.w2.weight"
+    weights[name][3, 5] = value
+    torch.save(weights, path)
+    error = notebook_error(tmp_path, model_copy)
+    what = "NaN (not a number)" if value != value else "+inf"
+    assert f"{name} in {model_copy}/ holds {what} at [3, 5], and a weight must be a finite number" in error.evalue
+    assert f"python scripts/verify_checkpoint.py {model_copy}" in error.evalue and "checksums" in error.evalue
+    assert "check_checkpoint(" in error.source  # named right after loading, not by an assert sections later
+
+
 def test_a_missing_shard_is_named(model_copy, tmp_path):
     shutil.copy(model_copy / "consolidated.00.pth", model_copy / "consolidated.02.pth")  # 01 is missing
     error = notebook_error(tmp_path, model_copy)
@@ -258,6 +273,7 @@ def test_a_prompt_longer_than_the_context(model_copy, tmp_path):
 def test_an_empty_chat_message(model_copy, tmp_path):
     error = notebook_error(tmp_path, model_copy, CHAT_MESSAGE="", MAX_NEW_TOKENS=1)
     assert "CHAT_MESSAGE is empty" in error.evalue
+    assert "check_parameters(" in error.source  # named with the parameters, not after the model has run
 
 
 @pytest.mark.parametrize("name, value, expected", [
@@ -272,6 +288,20 @@ def test_an_empty_chat_message(model_copy, tmp_path):
 def test_a_parameter_out_of_range(name, value, expected, model_copy, tmp_path):
     error = notebook_error(tmp_path, model_copy, **{name: value})
     assert expected in error.evalue
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("TEMPERATURE", "hot", "TEMPERATURE = 'hot': it must be a number, 0 (greedy) or more"),
+    ("TOP_P", "0.9", "TOP_P = '0.9': it must be a number more than 0 and at most 1"),
+    ("SEED", 1.5, "SEED = 1.5: it must be a whole number"),
+    ("MAX_NEW_TOKENS", 2.0, "MAX_NEW_TOKENS = 2.0: it must be a whole number of at least 1"),
+    ("PROMPT_SPECIAL_TOKENS", "yes", "PROMPT_SPECIAL_TOKENS = 'yes': it must be True or False"),
+])
+def test_a_parameter_of_the_wrong_type_is_named_before_anything_loads(name, value, expected, model_copy, tmp_path):
+    """Other wrong types (DEVICE = 5, PROMPT = 5, TEMPERATURE = True, NaN, ...): tests/test_bad_input_checks.py."""
+    error = notebook_error(tmp_path, model_copy, **{name: value})
+    assert expected in error.evalue
+    assert "check_parameters(" in error.source  # the cell that checks the parameters, before any file is read
 
 
 @pytest.mark.parametrize("allow_special", [False, True])

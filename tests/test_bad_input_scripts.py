@@ -106,7 +106,8 @@ class Evil:
 
 # --------------------------------------------------------------------------- bad Meta folders
 READ_CASES = ["malicious-pickle", "truncated", "corrupt", "html-page", "params-missing", "params-not-json",
-              "params-missing-key", "params-shape"]
+              "params-missing-key", "params-shape", "nan-weight"]
+NAN_TENSOR = "layers.0.feed_forward.w2.weight"  # in the layer truncate_checkpoint --layers 1 keeps
 
 
 def bad_meta_folder(case: str, full: Path, tmp_path: Path) -> Path:
@@ -136,6 +137,10 @@ def bad_meta_folder(case: str, full: Path, tmp_path: Path) -> Path:
         (src / CKPT).write_bytes(data[:-256] + bytes(256))  # the zip's directory at the end is zeroed
     elif case == "html-page":
         (src / CKPT).write_bytes(HTML_PAGE)
+    elif case == "nan-weight":  # a valid file whose weights are damaged
+        weights = torch.load(full / CKPT, weights_only=True)
+        weights[NAN_TENSOR][3, 5] = float("nan")
+        torch.save(weights, src / CKPT)
     return src
 
 
@@ -150,6 +155,8 @@ def expected_read_message(case: str, src: Path) -> list[str]:
         "params-not-json": [params, "not valid JSON"],
         "params-missing-key": [params, "'vocab_size'"],
         "params-shape": ["tok_embeddings.weight", "(128256, 64)", "(128000, 64)"],
+        "nan-weight": [f"{NAN_TENSOR} in {src}", "holds NaN (not a number) at [3, 5]", "must be a finite number",
+                       f"scripts/verify_checkpoint.py {src}"],
     }[case]
 
 
