@@ -120,8 +120,8 @@ def load_scratch_model(nb: dict, model_dir: Path, plain: bool = False, compiled:
 
     The notebook's loader (llama3_files, through notebook_code.load_checked_checkpoint) is torch.load(...,
     weights_only=True, mmap=True): a pickle that would run code is refused without running it; its InputError
-    (a damaged file, an HTML page, a params.json that does not fit the weights) becomes a BenchmarkError with
-    the same message.
+    (a damaged file, an HTML page, a params.json that does not fit the weights, a NaN or an infinity in a tensor)
+    becomes a BenchmarkError with the same message.
     """
     missing = [] if (model_dir / "params.json").is_file() else ["params.json"]
     if not sorted(model_dir.glob("consolidated.*.pth")):
@@ -137,7 +137,7 @@ def load_scratch_model(nb: dict, model_dir: Path, plain: bool = False, compiled:
     if not plain:
         model = use_fast_path(nb, model)
     if compiled:
-        nb["use"]({"transformer_layer": torch.compile(nb["transformer_layer"], dynamic=True)})
+        nb["swap_in"]({"transformer_layer": torch.compile(nb["transformer_layer"], dynamic=True)})
     return model
 
 

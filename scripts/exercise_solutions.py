@@ -38,17 +38,17 @@ def my_attention_weights(scores: Tensor) -> Tensor:
     future = torch.ones(T_q, T_k, dtype=torch.bool, device=scores.device).triu(diagonal=1)
     return torch.softmax(scores.float().masked_fill(future, float("-inf")), dim=-1).type_as(scores)''',
     "7": '''# Try it 7: the key/value head of every query head, a list of H ints
-my_kv_head_of = [h // N_REP for h in range(H)]''',
+my_kv_head_of = [head // N_REP for head in range(H)]''',
     "9": '''# Try it 9: SwiGLU, (T, D) -> (T, D)
-def my_feed_forward(x: Tensor, w: dict[str, Tensor]) -> Tensor:
-    gate, up = linear(x, w["w1"]), linear(x, w["w3"])  # (T, D) @ (D, F) -> (T, F)
-    return linear(gate * torch.sigmoid(gate) * up, w["w2"])  # SiLU(g) = g·σ(g); (T, F) @ (F, D) -> (T, D)''',
+def my_feed_forward(x: Tensor, layer: dict[str, Tensor]) -> Tensor:
+    gate, up = linear(x, layer["w1"]), linear(x, layer["w3"])  # (T, D) @ (D, F) -> (T, F)
+    return linear(gate * torch.sigmoid(gate) * up, layer["w2"])  # SiLU(g) = g·σ(g); (T, F) @ (F, D) -> (T, D)''',
     "11": '''# Try it 11: the token id predicted at the second-to-last position
 my_guess = int(output_logits(model, hidden_states[-1][-2]).argmax())
 print(repr(tokenizer.decode([my_guess])), "in place of", repr(tokenizer.decode([prompt_tokens[-1]])))''',
     "12": '''# Try it 12: the scores of query head H - 1 in layer L - 1, before the mask, (T, T)
-w_last = layer_weights(model, L - 1)
-q_last, k_last, _ = project_qkv(rms_norm(hidden_states[L - 1], w_last["attention_norm"], cfg.norm_eps), w_last, H, H_KV)
+last_layer = layer_weights(model, L - 1)
+q_last, k_last, _ = project_qkv(rms_norm(hidden_states[L - 1], last_layer["attention_norm"], cfg.norm_eps), last_layer, H, H_KV)
 q_last, k_last = apply_rope(q_last, freqs_cis), apply_rope(k_last, freqs_cis)
 my_scores = q_last[:, H - 1] @ k_last[:, (H - 1) // N_REP].T / math.sqrt(Dh)''',
     "15": '''# Try it 15: Llama 3 70B's sizes, from its params.json; 8K tokens; bf16 takes 2 bytes per number

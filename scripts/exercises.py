@@ -2,7 +2,7 @@
 
 Usage, in the notebook (each exercise: a task, a cell for the reader's answer, then one check call):
     import exercises
-    exercises.check_rms_norm(my_rms_norm, rms_norm, h, w["attention_norm"], cfg.norm_eps)
+    exercises.check_rms_norm(my_rms_norm, rms_norm, h, layer["attention_norm"], cfg.norm_eps)
 
 Every check compares the reader's answer with the notebook's own result, and returns a `Verdict` that
 Jupyter shows as one line: open (the answer is still `...`, or the function returns None), correct, or
@@ -295,8 +295,8 @@ def check_kv_heads(answer, attention_scores: Callable, n_heads: int, n_kv_heads:
     if len(given) != n_heads:
         return _wrong("7", f"{len(given)} entries, expected one per query head: {n_heads}.", "wrong_length")
     if given == [h % n_kv_heads for h in range(n_heads)]:
-        return _wrong("7", "that is h % H_KV (torch's repeat, heads dealt out in turn). Llama repeats each key/value "
-                           "head N_REP times in a row (repeat_interleave): head h reads h // N_REP.", "modulo")
+        return _wrong("7", "that is i % H_KV (torch's repeat, heads dealt out in turn). Llama repeats each key/value "
+                           "head N_REP times in a row (repeat_interleave): query head i reads i // N_REP.", "modulo")
     first = next(h for h in range(n_heads) if given[h] != expected[h])
     return _wrong("7", f"query head {first} reads key/value head {expected[first]}, not {given[first]}.",
                   "wrong_values")

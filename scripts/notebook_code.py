@@ -69,20 +69,21 @@ def load_notebook_functions(path: Path = NOTEBOOK) -> dict:
 _loads = itertools.count()
 
 
-def load_checked_checkpoint(model_dir: Path):
+def load_checked_checkpoint(model_dir: Path, values: bool = True):
     """(Config, checkpoint) of MODEL_DIR, read and checked with llama3_files, as the notebook's cells do.
 
     read_params, load_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code
-    is refused without running it) and check_checkpoint. A damaged file, an HTML page or a params.json that
-    does not fit the weights raises llama3_files.InputError, whose message names the file, key or tensor.
+    is refused without running it) and check_checkpoint. A damaged file, an HTML page, a params.json that
+    does not fit the weights or (VALUES) a NaN or an infinity in a tensor raises llama3_files.InputError, whose
+    message names the file, key or tensor. The values check reads the whole file once; VALUES=False skips it.
     """
     cfg = Config.from_params(read_params(model_dir))
     checkpoint = load_checkpoint(model_dir)
-    check_checkpoint(checkpoint, cfg, str(model_dir))
+    check_checkpoint(checkpoint, cfg, str(model_dir), values=values)
     return cfg, checkpoint
 
 
-# Section 19's speed-ups: each lesson function and the fast one that takes its place (notebook: use({...})).
+# Section 19's speed-ups: each lesson function and the fast one that takes its place (notebook: swap_in({...})).
 FAST_FUNCTIONS = {"layer_weights": "stacked_layer_weights", "project_qkv": "project_qkv_stacked",
                   "feed_forward": "feed_forward_stacked", "attention_heads": "attention_heads_fused",
                   "linear": "linear_blocked"}
@@ -94,9 +95,9 @@ def use_fast_path(nb: dict, model):
 
     A model whose weights fit in STACK_MAX_BYTES in its compute dtype is stacked (nb["stacked"]) and gets all
     the fast functions; a bigger one keeps its weights in the file and gets the two that copy nothing. NB's
-    functions are replaced (nb["use"]): give it a namespace of its own, not one the plain path still needs.
+    functions are replaced (nb["swap_in"]): give it a namespace of its own, not one the plain path still needs.
     """
     itemsize = torch.tensor([], dtype=model.dtype).element_size()
     stack = count_parameters(model.checkpoint) * itemsize <= nb["STACK_MAX_BYTES"]
-    nb["use"]({plain: nb[fast] for plain, fast in FAST_FUNCTIONS.items() if stack or plain not in STACKING})
+    nb["swap_in"]({plain: nb[fast] for plain, fast in FAST_FUNCTIONS.items() if stack or plain not in STACKING})
     return nb["stacked"](model) if stack else model

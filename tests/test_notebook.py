@@ -2,6 +2,7 @@
 
 import json
 
+import nbformat
 import pytest
 import torch
 from papermill.exceptions import PapermillExecutionError
@@ -12,6 +13,7 @@ from llama_models.llama3.tokenizer import Tokenizer
 
 from meta_reference import load_meta_transformer, meta_generate, meta_greedy, meta_logits
 from notebook_runner import run_notebook
+from test_notebook_diagrams import assert_pictures_show_the_run
 
 LONG_PROMPT = ("Once upon a time, in a valley between two rivers, there lived a llama who counted everything: "
                "the stones on the path, the clouds over the hills, and the 1,024 steps to the well. One morning")
@@ -32,6 +34,11 @@ def test_next_token_logits_equal_meta_reference(config, prompt, tiny_checkpoint_
     assert ours.dtype == torch.float32 and ours.shape == reference.shape
     torch.testing.assert_close(ours, reference, atol=1e-4, rtol=0)
     assert int(ours.argmax()) == int(reference.argmax())
+
+    # Every picture of the lesson shows this checkpoint's sizes, and none of the demo model's.
+    assert_pictures_show_the_run(nbformat.read(tmp_path / "output.ipynb", as_version=4),
+                                 json.loads((ckpt / "params.json").read_text()), saved["T"],
+                                 len(saved["chat_tokens"]))
 
     # Generation (greedy by default): the KV-cache loop, the loop without a cache and generate() all give
     # the tokens of Meta's own cached greedy decoding.

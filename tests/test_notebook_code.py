@@ -29,7 +29,7 @@ def test_only_definitions_imports_and_constants_are_kept():
 
 def test_the_benchmarks_fast_path_is_the_one_section_19_swaps_in():
     # notebook_code.use_fast_path (what scripts/benchmark.py times) names the same replacements as the
-    # notebook's own use({...}) calls, so that the benchmark measures what the notebook teaches.
+    # notebook's own swap_in({...}) calls, so that the benchmark measures what the notebook teaches.
     import ast
 
     import nbformat
@@ -41,6 +41,6 @@ def test_the_benchmarks_fast_path_is_the_one_section_19_swaps_in():
         if cell.cell_type != "code":
             continue
         for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "use" and isinstance(node.args[0], ast.Dict):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "swap_in" and isinstance(node.args[0], ast.Dict):
                 swapped |= {key.value: value.id for key, value in zip(node.args[0].keys, node.args[0].values)}
     assert swapped == FAST_FUNCTIONS

@@ -57,3 +57,15 @@ def test_the_readme_states_how_many_wrong_answers_the_exercise_checks_name():
     zh = re.search(r"逐个放入 (\d+) 个典型的错误答案", (REPO / "README.zh.md").read_text(encoding="utf-8"))
     assert stated and zh, "the READMEs no longer say how many wrong answers are tested"
     assert int(stated.group(1)) == int(zh.group(1)) == len(WRONG_ANSWERS)
+
+
+def test_the_readme_opens_with_the_overview_that_the_script_draws(tmp_path):
+    # The picture at the top is scripts/diagrams.py's overview of Llama 3 8B's params.json, byte for byte.
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    first = text.split("\n\n")[1]
+    assert first.startswith("![") and "(scripts/overview-llama3-8b.png)" in first, first
+    drawn = tmp_path / "overview.png"
+    subprocess.run([sys.executable, "scripts/diagrams.py", "Meta-Llama-3-8B/params.json", str(drawn), "--tokens", "17"],
+                   cwd=REPO, check=True, capture_output=True)
+    assert drawn.read_bytes() == (REPO / "scripts" / "overview-llama3-8b.png").read_bytes(), \
+        "run: python scripts/diagrams.py Meta-Llama-3-8B/params.json scripts/overview-llama3-8b.png --tokens 17"
