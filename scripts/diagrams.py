@@ -72,7 +72,7 @@ SPECIAL = "#cab2d6"  # special tokens of a chat prompt
 NEUTRAL = "#f0f0f0"  # operations drawn as boxes (a layer, RMSNorm, attention), and dropped tokens
 
 UNIT = 0.13  # inches per drawn unit
-DPI = 90  # of the PNG shown in the notebook: small files
+DPI = 110  # of the PNG shown in the notebook: labels legible on a projected slide, files still small
 MAX_WIDTH = 10.0  # inches
 NAME_SIZE, LABEL_SIZE, OP_SIZE, TITLE_SIZE = 9, 7.5, 12, 10  # points
 GAP = 0.7  # units between neighbours in a row

@@ -23,6 +23,11 @@ SLIDES_CONFIG = REPO / "scripts" / "slides_config.py"
 WRAPPED_CODE = ".reveal .jp-InputArea-editor .highlight pre {\n  white-space: pre-wrap !important;"
 QUEUED_REDRAW = 'MathJax.Hub.Queue(["Rerender", MathJax.Hub, Reveal.getCurrentSlide()])'
 FIRST_SLIDE_SCROLLS = "Reveal.addEventListener('ready', setScrollingSlide)"
+SCROLL_BOX_IN_SLIDE_UNITS = "var h = Reveal.getConfig().height - 20;"  # not calc(95vh): reveal.js zooms the slide
+FULL_LINE_KEPT = "box-sizing: border-box;  /* the padding inside the grey box"
+OUTPUTS_BREAK_BETWEEN_WORDS = ".reveal .jp-OutputArea-output pre {\n  word-break: normal !important;"
+FIXES = (WRAPPED_CODE, QUEUED_REDRAW, FIRST_SLIDE_SCROLLS, SCROLL_BOX_IN_SLIDE_UNITS, FULL_LINE_KEPT,
+         OUTPUTS_BREAK_BETWEEN_WORDS)
 
 
 def classroom_config():
@@ -119,7 +124,7 @@ def test_the_readme_command_builds_the_classroom_deck(readme, path, tmp_path):
     html = (tmp_path / path.name.replace(".ipynb", ".slides.html")).read_text(encoding="utf-8")
     assert slide_counts(html) == sections(nbformat.read(path, as_version=4))
     assert re.search(r"var scroll = true", html)  # long cells and outputs scroll inside their slide
-    for fix in (WRAPPED_CODE, QUEUED_REDRAW, FIRST_SLIDE_SCROLLS):
+    for fix in FIXES:
         assert fix in html, fix
 
 
@@ -130,7 +135,8 @@ def test_the_fixes_come_from_the_classroom_template():
     plain, _ = SlidesExporter(reveal_scroll=True).from_notebook_node(nb)
     classroom, _ = SlidesExporter(config=classroom_config()).from_notebook_node(nb)
     assert "MathJax.Hub.Rerender(Reveal.getCurrentSlide())" in plain and "MathJax.Hub.Rerender(" not in classroom
-    for fix in (WRAPPED_CODE, QUEUED_REDRAW, FIRST_SLIDE_SCROLLS):
+    assert ".css('height', 'calc(95vh)')" in plain and ".css('height', 'calc(95vh)')" not in classroom
+    for fix in FIXES:
         assert fix not in plain and fix in classroom, fix
     assert slide_counts(plain) == slide_counts(classroom)  # the same slides
 
