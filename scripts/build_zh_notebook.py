@@ -7,8 +7,9 @@ Usage:
                                                    # or the committed zh notebook differs from what this builds
     python scripts/build_zh_notebook.py --stub     # add a TODO entry for every cell that needs translating
 
-One source: every code cell (and every cell's metadata) is the English notebook's own, so the two cannot drift;
-only the markdown cells come from scripts/translations/zh.md, one entry per cell id:
+One source: every code cell (and every cell's metadata) is the English notebook's own, so the two cannot drift,
+except for one line: the parameters cell sets LANGUAGE = "zh", so that the exercises' checks answer in Chinese.
+Only the markdown cells come from scripts/translations/zh.md, one entry per cell id:
 
     <!-- cell 9b4bbf6e en:3f1c2a9b0d4e -->
     # 从零实现 Llama 3
@@ -33,6 +34,9 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations" / "zh.md"
 ENTRY = re.compile(r"^<!-- cell (\S+) en:(\S+) -->$", re.M)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 TODO = "TODO"
+# The one line of code the editions differ in, in the cell tagged "parameters": the exercises' checks' language.
+ENGLISH_LANGUAGE = re.compile(r'^LANGUAGE = "en"(?=  #|$)', re.M)
+CHINESE_LANGUAGE = 'LANGUAGE = "zh"'
 
 
 def english_hash(text: str) -> str:
@@ -75,18 +79,38 @@ def problems(english, translations: dict[str, tuple[str, str]]) -> list[str]:
     return found
 
 
+def chinese_parameters(source: str) -> str:
+    """The parameters cell of the zh edition: the English one with its line LANGUAGE = "en" set to "zh".
+
+    Raises ValueError unless the English cell has exactly one such line.
+    """
+    zh, found = ENGLISH_LANGUAGE.subn(CHINESE_LANGUAGE, source)
+    if found != 1:
+        raise ValueError(f'the parameters cell must set LANGUAGE = "en" on one line of its own, found {found}: the '
+                         'zh edition sets it to "zh" there')
+    return zh
+
+
 def build(english, translations: dict[str, tuple[str, str]]):
-    """The zh notebook: the English one with its markdown translated, no outputs. Raises ValueError if not in sync."""
+    """The zh notebook: the English one with its markdown translated, LANGUAGE = "zh", no outputs.
+
+    Raises ValueError if the translations are not in sync, or the parameters cell has no LANGUAGE = "en" line.
+    """
     found = problems(english, translations)
     if found:
         raise ValueError("the translations do not match the English notebook:\n  " + "\n  ".join(found))
     zh = nbformat.reads(nbformat.writes(english), as_version=4)
+    parameters = [cell for cell in zh.cells
+                  if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])]
+    if len(parameters) != 1:
+        raise ValueError(f'the English notebook must have one code cell tagged "parameters", found {len(parameters)}')
     for cell in zh.cells:
         cell.metadata.pop(RUN_METADATA, None)
         if cell.cell_type == "markdown":
             cell.source = translations[cell.id][1]
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    parameters[0].source = chinese_parameters(parameters[0].source)
     return zh
 
 
@@ -155,7 +179,8 @@ def main() -> int:
                   + "\n  ".join(found[:20]), file=sys.stderr)
             return 1
         print(f"{args.out.name} is in sync: {sum(c.cell_type == 'markdown' for c in zh.cells)} markdown cells "
-              f"translated, {sum(c.cell_type == 'code' for c in zh.cells)} code cells the English ones")
+              f"translated, {sum(c.cell_type == 'code' for c in zh.cells)} code cells the English ones "
+              '(LANGUAGE = "zh" in the parameters cell)')
         return 0
     nbformat.write(zh, args.out)
     print(f"wrote {args.out.name} (no outputs yet; run it with jupyter nbconvert --to notebook --execute --inplace)")

@@ -6,7 +6,8 @@ Usage:
 
 An exercise's answer cell is the code cell tagged "exercise" whose first line is "# Try it N: ...". The copy has
 each answer cell replaced by its solution below and no outputs; run it (jupyter nbconvert --execute, or in
-Jupyter) and every check says "correct". tests/test_exercises.py does exactly that.
+Jupyter) and every check says "correct", in the notebook's LANGUAGE: "✓ 动手试试 N：正确。" in the Chinese edition.
+tests/test_exercises.py does exactly that, for both editions.
 """
 
 import argparse

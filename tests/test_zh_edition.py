@@ -1,5 +1,8 @@
 """The Chinese edition is built from the English notebook and scripts/translations/zh.md, and cannot drift.
 
+Its code is the English notebook's, but for one line: LANGUAGE = "zh" in the parameters cell (PARAMETERS_CELL), so
+that the exercises' checks answer in Chinese.
+
 The checks themselves (build_zh_notebook.problems and .differences) are also run on deliberately broken copies
 here, so that a test of the real files cannot pass by checking nothing.
 """
@@ -9,11 +12,45 @@ import re
 import nbformat
 import pytest
 
-from build_zh_notebook import CJK, build, differences, english_hash, lasting_metadata, load_translations, problems
+from build_zh_notebook import (CJK, build, chinese_parameters, differences, english_hash, lasting_metadata,
+                               load_translations, problems)
 from notebook_runner import NOTEBOOK, ZH_NOTEBOOK
 
 english = nbformat.read(NOTEBOOK, as_version=4)
 translations = load_translations()
+PARAMETERS_CELL = "39cb046b"  # the first code cell, tagged "parameters": the only code that differs, in one line
+
+
+def code_differences(en_nb, zh_nb) -> list[tuple[str, str, str]]:
+    """(cell id, English line, Chinese line) for every line of code that differs between the two editions."""
+    found = []
+    for en, zh in zip(en_nb.cells, zh_nb.cells):
+        if en.cell_type == zh.cell_type == "code":
+            en_lines, zh_lines = en.source.split("\n"), zh.source.split("\n")
+            if len(en_lines) != len(zh_lines):
+                found.append((en.id, f"{len(en_lines)} lines", f"{len(zh_lines)} lines"))
+            found += [(en.id, a, b) for a, b in zip(en_lines, zh_lines) if a != b]
+    return found
+
+
+def only_the_language_differs(en_nb, zh_nb) -> bool:
+    """The zh edition's code is the English code, but for LANGUAGE = "zh" in the parameters cell, comment and all."""
+    found = code_differences(en_nb, zh_nb)
+    if len(found) != 1:
+        return False
+    cell_id, en_line, zh_line = found[0]
+    return (cell_id == PARAMETERS_CELL and en_line.startswith('LANGUAGE = "en"')
+            and zh_line == en_line.replace('LANGUAGE = "en"', 'LANGUAGE = "zh"', 1))
+
+
+def test_the_parameters_cell_sets_the_language_and_the_zh_build_sets_it_to_zh():
+    cell = next(c for c in english.cells if c.id == PARAMETERS_CELL)
+    assert cell is next(c for c in english.cells if c.cell_type == "code") and "parameters" in cell.metadata.tags
+    assert re.search(r'^LANGUAGE = "en"  # ', cell.source, re.M)
+    assert re.search(r'^LANGUAGE = "zh"  # ', chinese_parameters(cell.source), re.M)
+    setter = next(c for c in english.cells if c.id == "1579d490").source
+    assert "exercises.set_language(LANGUAGE)" in setter
+    assert setter.index("check_text_parameters(") < setter.index("exercises.set_language(LANGUAGE)")
 
 
 def test_every_markdown_cell_is_translated_from_the_current_english_text():
@@ -23,13 +60,13 @@ def test_every_markdown_cell_is_translated_from_the_current_english_text():
 def test_the_committed_zh_notebook_is_what_the_build_makes():
     committed = nbformat.read(ZH_NOTEBOOK, as_version=4)
     assert differences(build(english, translations), committed) == []
-    # the same code, cell for cell, and Chinese in every markdown cell
+    # the same code, cell for cell, but for LANGUAGE = "zh"; and Chinese in every markdown cell
+    assert len(english.cells) == len(committed.cells)
     for en, zh in zip(english.cells, committed.cells):
         assert en.cell_type == zh.cell_type and en.id == zh.id and lasting_metadata(en) == lasting_metadata(zh)
-        if en.cell_type == "code":
-            assert en.source == zh.source
-        else:
+        if en.cell_type == "markdown":
             assert CJK.search(zh.source), zh.source[:80]
+    assert only_the_language_differs(english, committed), code_differences(english, committed)
 
 
 def test_the_zh_notebook_ran_and_shows_its_own_outputs():
@@ -90,6 +127,50 @@ def test_an_entry_that_is_still_english_is_not_a_translation():
     cell = first_markdown(english)
     broken = {**translations, cell.id: (english_hash(cell.source), "TODO " + cell.source)}
     assert any("not translated yet" in p for p in problems(english, broken))
+
+
+def test_the_zh_code_may_differ_from_the_english_in_the_language_line_only():
+    built = build(english, translations)
+    assert code_differences(english, built) == [
+        (PARAMETERS_CELL, line, line.replace('LANGUAGE = "en"', 'LANGUAGE = "zh"', 1))
+        for line in next(c for c in english.cells if c.id == PARAMETERS_CELL).source.split("\n")
+        if line.startswith("LANGUAGE = ")]
+    assert only_the_language_differs(english, built)
+
+    def broken(edit):
+        copy = nbformat.reads(nbformat.writes(built), as_version=4)
+        edit(copy)
+        return copy
+
+    def cell(nb, cell_id):
+        return next(c for c in nb.cells if c.id == cell_id)
+
+    def replace(cell_id, old, new):
+        def edit(nb):
+            assert old in cell(nb, cell_id).source
+            cell(nb, cell_id).source = cell(nb, cell_id).source.replace(old, new)
+        return edit
+
+    rms_norm_cell = next(c.id for c in built.cells if c.cell_type == "code" and "def rms_norm(" in c.source)
+    for edit in [replace(PARAMETERS_CELL, 'LANGUAGE = "zh"', 'LANGUAGE = "en"'),  # the Chinese edition in English
+                 replace(PARAMETERS_CELL, 'LANGUAGE = "zh"', 'LANGUAGE = "fr"'),
+                 replace(PARAMETERS_CELL, "MAX_NEW_TOKENS = 24", "MAX_NEW_TOKENS = 99"),  # another parameter too
+                 replace(PARAMETERS_CELL, "  # the language the exercises", "  # the exercises' language"),
+                 replace(rms_norm_cell, "float()", "double()"),  # any other code
+                 replace("1579d490", "exercises.set_language(LANGUAGE)", 'exercises.set_language("zh")'),
+                 lambda nb: cell(nb, rms_norm_cell).__setitem__("source", cell(nb, rms_norm_cell).source + "\n")]:
+        assert not only_the_language_differs(english, broken(edit))
+
+
+def test_a_parameters_cell_without_its_language_line_is_named():
+    for source in ['MAX_NEW_TOKENS = 24', 'LANGUAGE = "zh"', 'LANGUAGE = "en"\nLANGUAGE = "en"']:
+        with pytest.raises(ValueError, match='LANGUAGE = "en" on one line'):
+            chinese_parameters(source)
+    no_language = nbformat.reads(nbformat.writes(english), as_version=4)
+    cell = next(c for c in no_language.cells if c.id == PARAMETERS_CELL)
+    cell.source = "\n".join(line for line in cell.source.split("\n") if not line.startswith("LANGUAGE"))
+    with pytest.raises(ValueError, match="LANGUAGE"):
+        build(no_language, translations)
 
 
 def test_a_code_cell_that_differs_in_the_zh_notebook_is_named():
