@@ -171,3 +171,14 @@ def test_the_chat_section_says_how_it_differs_from_meta():
     assert ours == ChatFormat(tokenizer).encode_dialog_prompt([RawMessage(role="user", content="  hi \n")]).tokens
     text = next(c.source for c in cells if c.cell_type == "markdown" and c.source.startswith("## 17. "))
     assert "stripped" in text and "llama-models" in text
+
+
+def test_the_chinese_sentence_costs_what_the_text_says():
+    # Section 2 says the Chinese sentence, with far fewer characters, takes more tokens and fewer bytes per token.
+    out = text_of(cells_using(r'for sentence in \["Attention lets every word')[0])
+    (en_chars, _, en_tokens, en_bpt), (zh_chars, _, zh_tokens, zh_bpt) = [
+        (int(a), int(b), int(c), float(d)) for a, b, c, d in
+        re.findall(r"(\d+) characters, (\d+) bytes, (\d+) tokens: ([\d.]+) bytes per token", out)]
+    assert zh_chars < en_chars and zh_tokens > en_tokens and zh_bpt < en_bpt, out
+    text = next(c.source for c in cells if c.cell_type == "markdown" and c.source.startswith("**How many tokens"))
+    assert "takes more tokens than the English one" in text and "fewer bytes" in text
