@@ -13,6 +13,9 @@ prepare_demo_model.py, make_tiny_checkpoint.py, benchmark_memory.py --make-fake)
 torch.save turns the OSError of a failed write into its own RuntimeError ("unexpected pos ...", "file
 write failed"); save_tensors() writes through a file object that keeps the real cause and raises it.
 
+save_tensors_in_place() writes a torch.save file whose tensors are made one at a time, straight into the
+file's pages (quantize_checkpoint.py): the process never holds them all, nor a copy of the file.
+
 Usage (from a script in scripts/):
     from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, make_parents, save_tensors,
                             write_failure_message)
@@ -25,11 +28,15 @@ Usage (from a script in scripts/):
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import shutil
+import struct
+import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
 if TYPE_CHECKING:  # torch stays lazy: scripts answer argument errors without importing it
     import torch
@@ -116,6 +123,14 @@ class TensorWriter:
     def flush(self) -> None:
         self._file.flush()
 
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """torch.save seeks over the bytes it does not write (torch.serialization.skip_data)."""
+        try:
+            return self._file.seek(offset, whence)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
 
 def save_tensors(state: dict[str, torch.Tensor], path: Path, bar=None) -> None:
     """torch.save STATE to PATH (a temporary name), then fsync; a failed write raises its own OSError."""
@@ -131,6 +146,81 @@ def save_tensors(state: dict[str, torch.Tensor], path: Path, bar=None) -> None:
             raise
         file.flush()
         os.fsync(file.fileno())  # a rename must never publish a file whose bytes are still in flight
+
+
+def save_tensors_in_place(layout: dict[str, tuple[tuple[int, ...], torch.dtype]], path: Path,
+                          fill: Callable[[dict[str, torch.Tensor]], None]) -> None:
+    """A torch.save file at PATH (a temporary name) of tensors with LAYOUT's names, shapes and dtypes, in its
+    order, whose values FILL writes straight into the file; then fsync.
+
+    1. torch.save of empty tensors with torch.serialization.skip_data(): the zip's structure, with the room for
+       every tensor's bytes left unwritten (torch.empty only reserves address space: nothing is touched);
+    2. posix_fallocate reserves the file's blocks, so that a full disk is an OSError here, not a SIGBUS later;
+    3. the file is loaded with mmap=True as a shared mapping, and FILL(tensors) writes each tensor's values in
+       place: the pages it writes are the file's page cache, which the kernel writes back and may drop, not
+       memory the process holds;
+    4. the CRC-32 of each record, which skip_data left at 0, is computed and written, so the zip is valid.
+    The result is read like any torch.save file (torch.load, with or without mmap).
+    """
+    import torch
+
+    skeleton = {name: torch.empty(shape, dtype=dtype) for name, (shape, dtype) in layout.items()}
+    with torch.serialization.skip_data():
+        save_tensors(skeleton, path)
+    del skeleton
+    with open(path, "r+b") as file:
+        os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
+    with torch.serialization.set_default_mmap_options(mmap.MAP_SHARED):
+        stored = torch.load(path, mmap=True, weights_only=True)
+    if {name: (tuple(t.shape), t.dtype) for name, t in stored.items()} != layout or list(stored) != list(layout):
+        raise RuntimeError(f"{path}: torch.save did not keep the tensors as given; cannot fill the file")
+    fill(stored)
+    # the records data/0, data/1, ... hold the tensors in the order of LAYOUT (checked by their sizes below)
+    crcs = {str(key): zlib.crc32(t.reshape(-1).view(torch.uint8).numpy()) for key, t in enumerate(stored.values())}
+    sizes = {str(key): t.nbytes for key, t in enumerate(stored.values())}
+    del stored
+    with zipfile.ZipFile(path) as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+        if any(archive.getinfo(f"{prefix}/data/{key}").file_size != size for key, size in sizes.items()):
+            raise RuntimeError(f"{path}: torch.save's records are not in the order of the tensors; "
+                               "cannot write their CRCs")
+    patch_zip_crcs(path, {f"{prefix}/data/{key}": crc for key, crc in crcs.items()})
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())  # the pages written through the mapping, and the CRCs
+
+
+def patch_zip_crcs(path: Path, crcs: dict[str, int]) -> None:
+    """Write the CRC-32 of records written with torch.serialization.skip_data (which leaves 0 there).
+
+    torch's zip writer marks every record with a data descriptor (general purpose flag bit 3): the CRC-32
+    is in the descriptor after the data and in the central directory, and 0 in the local header.
+    (The same as scripts/benchmark_memory.py's _patch_zip_crcs.)
+    """
+    with zipfile.ZipFile(path) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        start_dir = archive.start_dir
+    with open(path, "r+b") as file:
+        for name, crc in crcs.items():
+            info = infos[name]
+            file.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", file.read(4))
+            data_end = info.header_offset + 30 + name_len + extra_len + info.compress_size
+            file.seek(data_end)
+            crc_at = data_end + 4 if file.read(4) == b"PK\x07\x08" else data_end
+            file.seek(crc_at)
+            file.write(struct.pack("<I", crc))
+        offset = start_dir
+        while True:  # the central directory's entries
+            file.seek(offset)
+            entry = file.read(46)
+            if entry[:4] != b"PK\x01\x02":
+                break
+            name_len, extra_len, comment_len = struct.unpack("<HHH", entry[28:34])
+            name = file.read(name_len).decode("utf-8")
+            if name in crcs:
+                file.seek(offset + 16)
+                file.write(struct.pack("<I", crcs[name]))
+            offset += 46 + name_len + extra_len + comment_len
 
 
 def write_text(path: Path, text: str) -> None:
