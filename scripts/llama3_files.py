@@ -11,9 +11,22 @@ previous_chapters.py), and that scripts and tests import as a normal module:
 - the checkpoint: a failed download, a truncated file or a pickle that asks for code is named, several
   model-parallel files are merged lazily, every tensor's shape is checked against params.json, and every value
   is checked to be finite (a NaN or an infinity is named with its tensor);
+- the int8 checkpoint that scripts/quantize_checkpoint.py writes (Int8Checkpoint, below): read as a dict of
+  float32 matrices, dequantized one at a time when the lesson reads them;
 - the tokenizer (Llama 3's tokenizer.model, or the demo model's own) and the prompt.
 
 Each problem raises InputError with one message that names the file, key or parameter and says what to do.
+
+The int8 format (a folder like Meta's: consolidated.00.pth, params.json, the tokenizer files):
+- every matrix of every layer (attention.wq/wk/wv/wo, feed_forward.w1/w2/w3 `.weight`) and output.weight is
+  stored as int8 under its own name, with one float32 scale per output row, shape (rows,), under the same name
+  + "_scale" (layers.0.attention.wq.weight_scale);
+- quantization is per row: scale = max|w_row| / 127, computed in float32 from the source weights converted to
+  float32, and q = round(w / scale) clamped to [-127, 127]; a row of zeros gets scale 1.0 (q is 0 there), so
+  that nothing divides by zero. Dequantized, w ≈ q · scale, within scale / 2 of the source weight;
+- tok_embeddings.weight and the norms stay exactly as stored in the source (the embedding lookup stays exact);
+- a tied source (no output.weight) gets an output.weight: the int8 copy of tok_embeddings.weight;
+- params.json is the source's with one key added, "quantization": "int8".
 
 Usage:
     from llama3_files import InputError, read_params, Config, load_checkpoint, check_checkpoint
@@ -181,6 +194,7 @@ PARAMS_REQUIRED = {"dim": "int", "n_layers": "int", "n_heads": "int", "vocab_siz
 PARAMS_OPTIONAL = {"n_kv_heads": "int", "ffn_dim_multiplier": "float", "use_scaled_rope": "bool",
                    "rope_scaling_factor": "float", "max_seq_len": "int"}
 PARAMS_KINDS = {"int": "a positive whole number", "float": "a positive number", "bool": "true or false"}
+QUANTIZATIONS = ("int8",)  # params.json's optional "quantization": how the matrices are stored (Int8Checkpoint)
 LLAMA3_CONTEXT, LLAMA3_1_CONTEXT = 8192, 131072  # tokens: Llama 3, and Llama 3.1 and later (use_scaled_rope)
 
 
@@ -212,6 +226,10 @@ def read_params(model_dir: Path) -> dict:
               "float": is_number and value > 0}[kind]
         if not ok:
             raise InputError(f"{path}: {key!r} is {value!r}, but it must be {PARAMS_KINDS[kind]}")
+    if "quantization" in params and params["quantization"] not in QUANTIZATIONS:
+        raise InputError(f"{path}: 'quantization' is {params['quantization']!r}, but the only quantization this "
+                         "notebook reads is \"int8\" (what scripts/quantize_checkpoint.py writes); remove the key "
+                         "for weights stored as floating point numbers")
     return params
 
 
@@ -237,6 +255,7 @@ class Config:
     use_scaled_rope: bool
     rope_scaling_factor: float | None = None  # None: Meta's 8 (Llama 3.1); Llama 3.2 1B/3B use 32
     max_seq_len: int = LLAMA3_CONTEXT  # the longest text the model was trained for (Meta's model cards; params.json may say it)
+    quantization: str | None = None  # "int8": params.json says the matrices are stored as int8 (Int8Checkpoint)
 
     def __post_init__(self):
         if self.dim % self.n_heads:
@@ -261,7 +280,8 @@ class Config:
                    use_scaled_rope=params.get("use_scaled_rope", False),
                    rope_scaling_factor=params.get("rope_scaling_factor"),
                    max_seq_len=int(params.get("max_seq_len") or (LLAMA3_1_CONTEXT if params.get("use_scaled_rope")
-                                                                 else LLAMA3_CONTEXT)))
+                                                                 else LLAMA3_CONTEXT)),
+                   quantization=params.get("quantization"))
 
 
 # --------------------------------------------------------------------------- the checkpoint
@@ -355,13 +375,70 @@ class ShardedCheckpoint(Mapping):
         return tuple(shape)
 
 
+SCALE_SUFFIX = "_scale"  # int8 format: the scales of the matrix NAME are stored under NAME + "_scale"
+INT8_MATRICES = ("wq", "wk", "wv", "wo", "w1", "w2", "w3", "output")  # what the int8 format quantizes (+ ".weight")
+
+
+def is_int8_matrix(name: str) -> bool:
+    """True for the names the int8 format stores as int8: every layer's matrices and output.weight."""
+    parts = name.split(".")
+    return len(parts) >= 2 and parts[-1] == "weight" and parts[-2] in INT8_MATRICES
+
+
+class Int8Checkpoint(Mapping):
+    """An int8 checkpoint (the format in this module's docstring) seen as a dict of Meta's names.
+
+    The `_scale` entries are not keys. checkpoint[name] of a quantized matrix is the dequantized float32 matrix,
+    q.float() * scale[:, None], made when it is read (one matrix at a time, as the lesson reads them); any other
+    name is the stored tensor. int8(name) gives the stored (q, scale), shape(name) the shape, neither converts.
+    """
+
+    def __init__(self, state: dict[str, Tensor]):
+        self.state = state  # as loaded: the int8 matrices, their scales, the float tensors
+        self.scales = {name.removesuffix(SCALE_SUFFIX): t for name, t in state.items() if name.endswith(SCALE_SUFFIX)}
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name.endswith(SCALE_SUFFIX):
+            raise KeyError(name)
+        if (stored := self.int8(name)) is None:
+            return self.state[name]
+        q, scale = stored
+        return q.float() * scale[:, None]
+
+    def __contains__(self, name) -> bool:  # without reading the tensor (Mapping's would dequantize it)
+        return isinstance(name, str) and name in self.state and not name.endswith(SCALE_SUFFIX)
+
+    def __iter__(self):
+        return (name for name in self.state if not name.endswith(SCALE_SUFFIX))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def int8(self, name: str) -> tuple[Tensor, Tensor] | None:
+        """(q, scale) as stored for a quantized matrix; None for any other name."""
+        return (self.state[name], self.scales[name]) if name in self.scales and name in self.state else None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.state[name].shape)
+
+
+def has_scales(state: Mapping[str, Tensor]) -> bool:
+    return any(name.endswith(SCALE_SUFFIX) for name in state)
+
+
 def merge_shards(shards: list, paths: list[Path]) -> Mapping[str, Tensor]:
-    """The loaded files as one dict of tensors: the file itself, or a ShardedCheckpoint of several."""
+    """The loaded files as one dict of tensors: the file itself, an Int8Checkpoint if it holds scales, or a
+    ShardedCheckpoint of several."""
     for state, path in zip(shards, paths):
         check_state_dict(state, path)
     if len(shards) > 1 and (odd := [p.name for p, s in zip(paths, shards) if s.keys() != shards[0].keys()]):
         raise InputError(f"{', '.join(odd)} hold other tensors than {paths[0].name}: the files come from different models")
-    return shards[0] if len(shards) == 1 else ShardedCheckpoint(shards)
+    if len(shards) > 1 and has_scales(shards[0]):
+        raise InputError(f"{paths[0].parent}/ holds {len(shards)} files with int8 weights and their scales, but an "
+                         "int8 checkpoint is one file: quantize the original files with scripts/quantize_checkpoint.py")
+    if len(shards) == 1:
+        return Int8Checkpoint(shards[0]) if has_scales(shards[0]) else shards[0]
+    return ShardedCheckpoint(shards)
 
 
 def load_checkpoint(model_dir: Path) -> Mapping[str, Tensor]:
@@ -371,7 +448,17 @@ def load_checkpoint(model_dir: Path) -> Mapping[str, Tensor]:
 
 
 def tensor_shape(checkpoint: Mapping[str, Tensor], name: str) -> tuple[int, ...]:
-    return checkpoint.shape(name) if isinstance(checkpoint, ShardedCheckpoint) else tuple(checkpoint[name].shape)
+    """NAME's shape, without merging its slices (ShardedCheckpoint) or dequantizing it (Int8Checkpoint)."""
+    if isinstance(checkpoint, (ShardedCheckpoint, Int8Checkpoint)):
+        return checkpoint.shape(name)
+    return tuple(checkpoint[name].shape)
+
+
+def stored_tensor(checkpoint: Mapping[str, Tensor], name: str) -> Tensor:
+    """NAME as the file stores it: its slice in the first file, or its int8 numbers; never a merged copy."""
+    if isinstance(checkpoint, ShardedCheckpoint):
+        return checkpoint.shards[0][name]
+    return checkpoint.state[name] if isinstance(checkpoint, Int8Checkpoint) else checkpoint[name]
 
 
 LAYER_TENSORS = {  # short name used in the notebook -> Meta's name inside layers.{i}.
@@ -402,7 +489,16 @@ def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str, 
     costs about what reading the file costs, and leaves it in the page cache, so the first forward pass does not
     wait on the disk. VALUES=False: the shapes and dtypes only (a script that reads part of the file checks the
     values of that part itself).
+
+    An int8 checkpoint (Int8Checkpoint; a loaded dict that holds scales is read as one) passes when its
+    params.json says "quantization": "int8" (cfg.quantization; and a params.json that says so needs one), every
+    matrix is int8 and has its scales, floating point of shape (rows,), finite and above 0 (checked whatever
+    VALUES says: they are small), and the other tensors pass as above. Its values check reads the stored
+    tensors, never a dequantized matrix: int8 numbers cannot be NaN, the scales and float tensors are checked.
     """
+    if not isinstance(checkpoint, (ShardedCheckpoint, Int8Checkpoint)) and has_scales(checkpoint):
+        checkpoint = Int8Checkpoint(checkpoint)  # a file loaded on its own (load_checkpoint_file)
+    check_quantization(checkpoint, cfg, where)
     expected = expected_shapes(cfg)
     tied = "output.weight" not in checkpoint
     missing = [name for name in expected if name not in checkpoint and not (tied and name == "output.weight")]
@@ -418,11 +514,69 @@ def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str, 
             raise InputError(f"{name} has shape {shape}, but params.json implies {expected[name]} (from its "
                              f"{SHAPE_KEYS[name.split('.')[-2]]}): the weights in {where} and params.json do not "
                              "belong together")
-        stored = checkpoint.shards[0][name] if isinstance(checkpoint, ShardedCheckpoint) else checkpoint[name]
-        if not stored.is_floating_point():
+        stored = stored_tensor(checkpoint, name)
+        if isinstance(checkpoint, Int8Checkpoint) and is_int8_matrix(name):
+            check_int8_matrix(checkpoint, name, where)
+        elif stored.dtype == torch.int8:
+            raise InputError(f"{name} in {where} holds int8 numbers but has no {name}{SCALE_SUFFIX}: int8 weights "
+                             "mean nothing without the scales that scripts/quantize_checkpoint.py stores beside them "
+                             f"{'(and it quantizes only the matrices) ' if not is_int8_matrix(name) else ''}"
+                             f"{REQUANTIZE}")
+        elif not stored.is_floating_point():
             raise InputError(f"{name} in {where} holds {stored.dtype} numbers, not weights")
     if values:
         check_values(checkpoint, where)
+
+
+REQUANTIZE = ("the file is damaged or was not written by it: quantize the original weights again "
+              "(python scripts/quantize_checkpoint.py SRC DST)")
+
+
+def check_quantization(checkpoint: Mapping[str, Tensor], cfg: Config, where: str) -> None:
+    """params.json's "quantization" and the file agree: "int8" with scales in the file, neither without; and
+    every scale in the file belongs to a matrix the int8 format quantizes."""
+    params = Path(checkpoint_folder(where)) / "params.json"
+    if cfg.quantization == "int8" and not isinstance(checkpoint, Int8Checkpoint):
+        raise InputError(f'{params} says "quantization": "int8", but {where} holds no scales (no tensor named '
+                         f"*{SCALE_SUFFIX}): its weights are not int8. The two files do not belong together: restore "
+                         'the params.json that came with these weights (it has no "quantization"), or quantize them '
+                         "with python scripts/quantize_checkpoint.py SRC DST")
+    if not isinstance(checkpoint, Int8Checkpoint):
+        return
+    if cfg.quantization != "int8":
+        raise InputError(f"{where} holds int8 weights and their scales ({next(iter(checkpoint.scales))}{SCALE_SUFFIX}, "
+                         f'...), but {params} does not say "quantization": "int8": the two files do not belong '
+                         "together; use the params.json that scripts/quantize_checkpoint.py wrote beside these weights")
+    for name in checkpoint.scales:
+        if name not in checkpoint.state or not is_int8_matrix(name):
+            whose = ("no tensor of the file" if name not in checkpoint.state else
+                     "a tensor the int8 format keeps as it is (only the layers' matrices and output.weight are int8)")
+            raise InputError(f"{name}{SCALE_SUFFIX} in {where} is the scale of {whose}: {REQUANTIZE}")
+
+
+def check_int8_matrix(checkpoint: Int8Checkpoint, name: str, where: str) -> None:
+    """NAME is int8, with its scales beside it: floating point, one per row, each finite and above 0."""
+    q, scale = checkpoint.state[name], checkpoint.scales.get(name)
+    if scale is None:
+        what = "int8 numbers" if q.dtype == torch.int8 else f"{q.dtype} numbers"
+        raise InputError(f"{name} in {where} holds {what} but has no {name}{SCALE_SUFFIX}: in an int8 checkpoint "
+                         f"every matrix is int8, with one scale per row beside it; {REQUANTIZE}")
+    if q.dtype != torch.int8:
+        raise InputError(f"{name}{SCALE_SUFFIX} in {where} is the scale of an int8 matrix, but {name} holds "
+                         f"{q.dtype} numbers, not int8: {REQUANTIZE}")
+    if not scale.is_floating_point() or tuple(scale.shape) != (q.shape[0],):
+        raise InputError(f"{name}{SCALE_SUFFIX} in {where} holds {scale.dtype} numbers of shape {tuple(scale.shape)}, "
+                         f"but {name} {tuple(q.shape)} needs one floating point scale per row, shape ({q.shape[0]},): "
+                         f"{REQUANTIZE}")
+    bad = (~(torch.isfinite(scale) & (scale > 0))).nonzero()
+    if len(bad):
+        index = bad[0].tolist()
+        value = scale[tuple(index)].item()
+        if not math.isfinite(value):
+            raise non_finite_error(f"{name}{SCALE_SUFFIX}", "", where, finite_name(value), f" at {index}")
+        raise InputError(f"{name}{SCALE_SUFFIX} in {where} holds {value!r} at {index}, but a scale must be above 0 "
+                         "(the row's weights are q · scale: 0 erases them, a negative scale flips them): "
+                         f"{REQUANTIZE}")
 
 
 VALUES_BLOCK_BYTES = 32 * 2**20  # check_values reads a tensor this many bytes (whole rows) at a time
@@ -439,14 +593,20 @@ def check_values(checkpoint: Mapping[str, Tensor], where: str, names: list[str] 
     sum screens it (a NaN or inf makes the sum NaN or inf; the sum makes no copy and runs at the speed of
     memory), and only a block whose sum is not finite is looked at with torch.isfinite, which is exact, and
     names the first bad value. It reads every byte of the checkpoint once, so it also brings the file into
-    the page cache for the first forward pass; with a progress bar when that is over 1 GiB.
+    the page cache for the first forward pass; with a progress bar when that is over 1 GiB. Integer tensors
+    (an int8 checkpoint's matrices) are skipped: they cannot hold a NaN or an infinity; an Int8Checkpoint's
+    stored tensors are read, its scales among them, never a dequantized matrix.
     """
     if isinstance(checkpoint, ShardedCheckpoint):  # each file's slice, never a merged copy
         n = len(checkpoint.shards)
         parts = [(name, shard[name], f" (its slice in consolidated.{i:02d}.pth, file {i + 1} of {n})")
                  for i, shard in enumerate(checkpoint.shards) for name in (shard if names is None else names)]
     else:
-        parts = [(name, checkpoint[name], "") for name in (checkpoint if names is None else names)]
+        state = checkpoint.state if isinstance(checkpoint, Int8Checkpoint) else checkpoint  # stored, not dequantized
+        if names is not None and isinstance(checkpoint, Int8Checkpoint):
+            names = [n for name in names for n in (name, name + SCALE_SUFFIX) if n in state]
+        parts = [(name, state[name], "") for name in (state if names is None else names)]
+    parts = [part for part in parts if part[1].is_floating_point()]  # int8 numbers cannot be NaN or infinite
     total = sum(tensor.numel() * tensor.element_size() for _, tensor, _ in parts)
     with tqdm(total=total, unit="B", unit_scale=True, desc="checking the weights' values", file=sys.stderr,
               ncols=80, mininterval=1.0, leave=False, disable=total <= VALUES_PROGRESS_BYTES) as bar:
@@ -456,11 +616,20 @@ def check_values(checkpoint: Mapping[str, Tensor], where: str, names: list[str] 
                 if not torch.isfinite(block.sum()) and (bad := first_non_finite(block)):
                     what, (row, *rest) = bad
                     at = f" at {[start + row, *rest][:tensor.dim()]}" if tensor.dim() else ""
-                    raise InputError(f"{name}{slice_of} in {where} holds {what}{at}, and a weight must be a finite "
-                                     "number: the file is damaged (or was saved from a training run that diverged). "
-                                     "Download it again, then compare every file with Meta's checksums: "
-                                     f"python scripts/verify_checkpoint.py {checkpoint_folder(where)}")
+                    raise non_finite_error(name, slice_of, where, what, at)
                 bar.update(block.numel() * block.element_size())
+
+
+def non_finite_error(name: str, slice_of: str, where: str, what: str, at: str) -> InputError:
+    """The message for a NaN or an infinity (WHAT, AT) found in the tensor NAME of WHERE."""
+    return InputError(f"{name}{slice_of} in {where} holds {what}{at}, and a weight must be a finite number: the file "
+                      "is damaged (or was saved from a training run that diverged). Download it again, then compare "
+                      "every file with Meta's checksums: "
+                      f"python scripts/verify_checkpoint.py {checkpoint_folder(where)}")
+
+
+def finite_name(value: float) -> str:
+    return "NaN (not a number)" if math.isnan(value) else "+inf" if value > 0 else "-inf"
 
 
 def first_non_finite(block: Tensor) -> tuple[str, list[int]] | None:
@@ -469,8 +638,7 @@ def first_non_finite(block: Tensor) -> tuple[str, list[int]] | None:
     if not len(bad):
         return None
     index = bad[0].tolist()
-    value = block[tuple(index)].item()
-    return "NaN (not a number)" if math.isnan(value) else "+inf" if value > 0 else "-inf", index
+    return finite_name(block[tuple(index)].item()), index
 
 
 def row_blocks(tensor: Tensor, block_bytes: int) -> Iterator[tuple[int, Tensor]]:
