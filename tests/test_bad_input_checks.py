@@ -1,5 +1,5 @@
-"""llama3_files' checks called directly, without papermill: every wrong type of every notebook parameter, and
-the check of a checkpoint's values (NaN, ±inf) in detail.
+"""llama3_files' checks called directly, without papermill: every wrong type of every notebook parameter, the
+check of a checkpoint's values (NaN, ±inf) in detail, and an int8 checkpoint's quantization and scales.
 
 tests/test_bad_input_notebook.py runs a few of these cases through the real notebook (TEMPERATURE = "hot",
 TOP_P = "0.9", SEED = 1.5, MAX_NEW_TOKENS = 2.0, PROMPT_SPECIAL_TOKENS = "yes", a NaN and a +inf weight);
@@ -9,6 +9,7 @@ each run there costs ~10 s, each case here a millisecond.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 import torch
 
 import llama3_files
-from llama3_files import (InputError, ShardedCheckpoint, check_checkpoint, check_heatmap_layer, check_parameters,
-                          check_prompts, check_text_parameters, check_values, find_model_dir)
+from llama3_files import (InputError, Int8Checkpoint, ShardedCheckpoint, check_checkpoint, check_heatmap_layer,
+                          check_parameters, check_prompts, check_text_parameters, check_values, find_model_dir,
+                          merge_shards, read_params)
+from quantize_checkpoint import quantize_rows
 
 GOOD = {"device": "cpu", "dtype": None, "max_new_tokens": 24, "temperature": 0.0, "top_p": 0.9, "seed": 0}
 
@@ -225,3 +228,143 @@ def test_a_big_checkpoint_shows_a_progress_bar(monkeypatch, capsys):
     monkeypatch.setattr(llama3_files, "VALUES_PROGRESS_BYTES", 2**30)
     check_values(damaged(0.0), "x")
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- int8 checkpoints
+
+WQ = "layers.0.attention.wq.weight"
+
+
+@pytest.mark.parametrize("value", ["int4", "INT8", 8, True, None, ["int8"]])
+def test_read_params_names_a_quantization_other_than_int8(value, tiny_checkpoint_factory, tmp_path):
+    params = json.loads((tiny_checkpoint_factory("gqa2") / "params.json").read_text())
+    (tmp_path / "params.json").write_text(json.dumps({**params, "quantization": value}))
+    with pytest.raises(InputError) as caught:
+        read_params(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'params.json'}: 'quantization' is {value!r}, but the only "
+                                        'quantization this notebook reads is "int8"')
+
+
+@pytest.fixture(scope="module")
+def int8_model(tiny_checkpoint_factory):
+    """(params, stored dict) of gqa2 in the int8 format, made in memory with the converter's quantize_rows."""
+    folder = tiny_checkpoint_factory("gqa2")
+    params = read_params(folder) | {"quantization": "int8"}
+    state = {}
+    for name, tensor in torch.load(folder / "consolidated.00.pth", weights_only=True).items():
+        if llama3_files.is_int8_matrix(name):
+            state[name], state[name + "_scale"] = quantize_rows(tensor)
+        else:
+            state[name] = tensor
+    return params, state
+
+
+def check_int8(params: dict, state: dict, values: bool = True) -> None:
+    cfg = llama3_files.Config.from_params(params)
+    check_checkpoint(merge_shards([state], [Path("models/q/consolidated.00.pth")]), cfg, "models/q/", values=values)
+
+
+def test_the_int8_model_of_these_tests_passes(int8_model):
+    """The good case, so that the refusals below are refusals of the one thing that is wrong."""
+    params, state = int8_model
+    assert isinstance(merge_shards([state], [Path("x")]), Int8Checkpoint)
+    check_int8(params, state)
+    check_checkpoint(state, llama3_files.Config.from_params(params), "models/q/")  # a plain dict holding scales too
+
+
+def test_int8_params_with_a_float_checkpoint_is_refused(int8_model, tiny_checkpoint_factory):
+    params, _ = int8_model
+    floats = torch.load(tiny_checkpoint_factory("gqa2") / "consolidated.00.pth", weights_only=True)
+    with pytest.raises(InputError) as caught:
+        check_int8(params, floats)
+    assert str(caught.value).startswith('models/q/params.json says "quantization": "int8", but models/q/ holds no '
+                                        "scales (no tensor named *_scale): its weights are not int8")
+
+
+def test_an_int8_checkpoint_with_params_that_do_not_say_int8_is_refused(int8_model):
+    params, state = int8_model
+    with pytest.raises(InputError) as caught:
+        check_int8({k: v for k, v in params.items() if k != "quantization"}, state)
+    assert str(caught.value).startswith(f"models/q/ holds int8 weights and their scales ({WQ}_scale, ...), but "
+                                        'models/q/params.json does not say "quantization": "int8"')
+
+
+@pytest.mark.parametrize("int8_params", [False, True], ids=["float-params", "int8-params"])
+def test_an_int8_matrix_without_its_scale_is_refused(int8_params, int8_model, tiny_checkpoint_factory):
+    params, state = int8_model
+    if int8_params:  # an int8 checkpoint that lost one scale
+        state = {name: t for name, t in state.items() if name != "layers.1.feed_forward.w2.weight_scale"}
+    else:  # a float checkpoint with one matrix in int8 and no scales at all
+        params = {k: v for k, v in params.items() if k != "quantization"}
+        state = torch.load(tiny_checkpoint_factory("gqa2") / "consolidated.00.pth", weights_only=True)
+        state["layers.1.feed_forward.w2.weight"] = quantize_rows(state["layers.1.feed_forward.w2.weight"])[0]
+    with pytest.raises(InputError) as caught:
+        check_int8(params, state, values=False)
+    assert str(caught.value).startswith("layers.1.feed_forward.w2.weight in models/q/ holds int8 numbers but has no "
+                                        "layers.1.feed_forward.w2.weight_scale")
+    assert "scripts/quantize_checkpoint.py" in str(caught.value)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("nan", f"{WQ}_scale in models/q/ holds NaN (not a number) at [5], and a weight must be a finite number"),
+    ("inf", f"{WQ}_scale in models/q/ holds +inf at [5], and a weight must be a finite number"),
+    ("zero", f"{WQ}_scale in models/q/ holds 0.0 at [5], but a scale must be above 0"),
+    ("negative", f"{WQ}_scale in models/q/ holds -0.5 at [5], but a scale must be above 0"),
+    ("one-per-column", f"{WQ}_scale in models/q/ holds torch.float32 numbers of shape (1, 64), but {WQ} (64, 64) "
+                       "needs one floating point scale per row, shape (64,)"),
+    ("too-few", f"{WQ}_scale in models/q/ holds torch.float32 numbers of shape (63,), but {WQ} (64, 64) needs one"),
+    ("integer", f"{WQ}_scale in models/q/ holds torch.int32 numbers of shape (64,), but {WQ} (64, 64) needs one "
+                "floating point scale per row"),
+    ("float-matrix", f"{WQ}_scale in models/q/ is the scale of an int8 matrix, but {WQ} holds torch.bfloat16 numbers"),
+    ("scale-of-a-norm", "norm.weight_scale in models/q/ is the scale of a tensor the int8 format keeps as it is"),
+    ("scale-of-nothing", "layers.7.attention.wq.weight_scale in models/q/ is the scale of no tensor of the file"),
+])
+@pytest.mark.parametrize("values", [True, False], ids=["values", "no-values"])
+def test_a_bad_scale_is_named(case, expected, values, int8_model):
+    """The scales are checked whatever VALUES says: they are small, and a bad one spoils a whole row."""
+    params, state = int8_model
+    state, scale = dict(state), state[WQ + "_scale"].clone()
+    if case in ("nan", "inf", "zero", "negative"):
+        scale[5] = {"nan": math.nan, "inf": math.inf, "zero": 0.0, "negative": -0.5}[case]
+    elif case == "one-per-column":
+        scale = scale[None, :]
+    elif case == "too-few":
+        scale = scale[:-1]
+    elif case == "integer":
+        scale = scale.int()
+    elif case == "float-matrix":
+        state[WQ] = state[WQ].bfloat16()
+    elif case == "scale-of-a-norm":
+        state["norm.weight_scale"] = torch.ones(1)
+    elif case == "scale-of-nothing":
+        state["layers.7.attention.wq.weight_scale"] = scale
+    state[WQ + "_scale"] = scale
+    with pytest.raises(InputError) as caught:
+        check_int8(params, state, values=values)
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_a_nan_in_an_int8_checkpoints_float_tensor_is_named(int8_model):
+    params, state = int8_model
+    state = dict(state, **{"layers.1.ffn_norm.weight": state["layers.1.ffn_norm.weight"].clone()})
+    state["layers.1.ffn_norm.weight"][3] = math.nan
+    check_int8(params, state, values=False)
+    with pytest.raises(InputError, match=r"^layers\.1\.ffn_norm\.weight in models/q/ holds NaN \(not a number\) "
+                                         r"at \[3\]"):
+        check_int8(params, state)
+
+
+def test_the_values_check_of_an_int8_checkpoint_never_dequantizes(int8_model, monkeypatch):
+    params, state = int8_model
+    checkpoint = merge_shards([state], [Path("x")])
+    monkeypatch.setattr(Int8Checkpoint, "__getitem__", lambda self, name: pytest.fail(f"read {name} dequantized"))
+    check_checkpoint(checkpoint, llama3_files.Config.from_params(params), "models/q/")
+    assert llama3_files.count_parameters(checkpoint) == sum(t.numel() for n, t in state.items() if "_scale" not in n)
+    assert "output.weight" in checkpoint and WQ + "_scale" not in checkpoint
+
+
+def test_several_files_with_scales_are_refused(int8_model):
+    _, state = int8_model
+    with pytest.raises(InputError, match=r"^models/q/ holds 2 files with int8 weights and their scales, but an int8 "
+                                         r"checkpoint is one file"):
+        merge_shards([state, state], [Path(f"models/q/consolidated.0{i}.pth") for i in range(2)])

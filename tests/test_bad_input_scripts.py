@@ -4,15 +4,17 @@ Every case runs a script's main() in this process, as its command line would, an
 (it names the file, the key or the tensor, and says what to do; no traceback) and that nothing else
 happened: no file written or left half-written, the source untouched, no code from a checkpoint run.
 
-    reading a checkpoint     truncate_checkpoint.py, benchmark_memory.py MODEL_DIR, benchmark.py --model-dir
-                             (all three load through the notebook's load_checkpoint_file), and
-                             convert_hf_checkpoint.py for its safetensors files
-    writing one              truncate_checkpoint.py, convert_hf_checkpoint.py, prepare_demo_model.py --out,
-                             make_tiny_checkpoint.py, benchmark_memory.py --make-fake
+    reading a checkpoint     truncate_checkpoint.py, quantize_checkpoint.py, benchmark_memory.py MODEL_DIR,
+                             benchmark.py --model-dir (all four load through the notebook's load_checkpoint_file),
+                             and convert_hf_checkpoint.py for its safetensors files
+    writing one              truncate_checkpoint.py, quantize_checkpoint.py, convert_hf_checkpoint.py,
+                             prepare_demo_model.py --out, make_tiny_checkpoint.py, benchmark_memory.py --make-fake
     checking a download      verify_checkpoint.py DIR
 
 Cases covered elsewhere (not repeated here): a non-empty destination refused without --force for
-truncate_checkpoint (test_truncate_checkpoint.py::test_refusals_are_clear_errors), convert_hf_checkpoint
+truncate_checkpoint (test_truncate_checkpoint.py::test_refusals_are_clear_errors) and quantize_checkpoint
+(test_quantize_checkpoint.py::test_refusals_are_one_line_exit_2_and_write_nothing, with a source that is
+already int8), convert_hf_checkpoint
 (test_convert_hf_checkpoint.py::test_refuses_existing_dst_unless_force) and make_tiny_checkpoint
 (test_reference_harness.py::test_cli_writes_and_refuses_existing_dir); the same folder as source and
 destination, spelled the same, for truncate and convert; the demo wheel's pinned sha256
@@ -37,6 +39,7 @@ import benchmark_memory
 import convert_hf_checkpoint
 import make_tiny_checkpoint
 import prepare_demo_model
+import quantize_checkpoint
 import safe_write
 import truncate_checkpoint
 import verify_checkpoint
@@ -162,6 +165,7 @@ def expected_read_message(case: str, src: Path) -> list[str]:
 
 READERS = {
     "truncate_checkpoint": lambda src, tmp_path: (truncate_checkpoint, [src, tmp_path / "out", "--layers", 1]),
+    "quantize_checkpoint": lambda src, tmp_path: (quantize_checkpoint, [src, tmp_path / "out"]),
     "benchmark_memory": lambda src, tmp_path: (benchmark_memory, [src, "--configs", "mmap:float32", "--tokens", 2,
                                                                   "--decode", 0, "--cache", "as-is"]),
     "benchmark": lambda src, tmp_path: (benchmark, ["--model-dir", src, "--hf-model", src, "--repeats", 1,
@@ -252,6 +256,7 @@ def writer_command(script: str, dst: Path, sources: dict, force: bool = False) -
     """(module, argv) that writes a model folder into DST."""
     commands = {
         "truncate_checkpoint": (truncate_checkpoint, [sources.get("meta"), dst, "--layers", 1]),
+        "quantize_checkpoint": (quantize_checkpoint, [sources.get("meta"), dst]),
         "convert_hf_checkpoint": (convert_hf_checkpoint, [sources.get("hf"), dst, "--quiet"]),
         "prepare_demo_model": (prepare_demo_model, ["--out", dst]),
         "make_tiny_checkpoint": (make_tiny_checkpoint, [dst, "--config", "gqa2"]),
@@ -261,8 +266,8 @@ def writer_command(script: str, dst: Path, sources: dict, force: bool = False) -
     return module, argv + (["--force"] if force else [])
 
 
-WRITERS = ["truncate_checkpoint", "convert_hf_checkpoint", "prepare_demo_model", "make_tiny_checkpoint",
-           "benchmark_memory --make-fake"]
+WRITERS = ["truncate_checkpoint", "quantize_checkpoint", "convert_hf_checkpoint", "prepare_demo_model",
+           "make_tiny_checkpoint", "benchmark_memory --make-fake"]
 
 
 @pytest.fixture
@@ -318,12 +323,13 @@ def test_prepare_demo_model_writes_into_its_own_unfinished_output(demo_cache, tm
 @pytest.mark.parametrize("spelling", ["symlink", "dotdot"])
 @pytest.mark.parametrize("script, message", [
     ("truncate_checkpoint", "is the source folder"),
+    ("quantize_checkpoint", "is the source folder"),
     ("convert_hf_checkpoint", "is inside HF_DIR"),
     ("prepare_demo_model", "is the cache folder"),
 ])
 def test_the_source_as_destination_is_refused_however_spelled(script, message, spelling, hf_dir,
                                                               tiny_checkpoint_factory, tmp_path, capsys):
-    if script == "truncate_checkpoint":
+    if script in ("truncate_checkpoint", "quantize_checkpoint"):
         src = linked_copy(tiny_checkpoint_factory("gqa2"), tmp_path / "model")
     elif script == "convert_hf_checkpoint":
         src = linked_copy(hf_dir, tmp_path / "model")
