@@ -64,7 +64,7 @@ class InputError(Exception):
 # --------------------------------------------------------------------------- the parameters
 
 def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int, temperature: float,
-                     top_p: float, seed: int = 0) -> torch.device:
+                     top_p: float, seed: int = 0, compile_step: bool = False) -> torch.device:
     """The notebook's parameters, checked before anything is loaded; returns the device to compute on.
 
     Each one's type is checked with its range, so that a wrong one is named here, not by a comparison or a
@@ -88,6 +88,8 @@ def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int,
         raise InputError(f"TEMPERATURE = {temperature!r}: it must be a number, 0 (greedy) or more")
     if not is_real_number(top_p) or not 0 < top_p <= 1:
         raise InputError(f"TOP_P = {top_p!r}: it must be a number more than 0 and at most 1")
+    if not isinstance(compile_step, bool):
+        raise InputError(f"COMPILE = {compile_step!r}: it must be True or False")
     if not is_whole_number(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
         raise InputError(f"SEED = {seed!r}: it must be a whole number, e.g. 0 (torch.Generator().manual_seed takes "
                          "-2**63 to 2**64 - 1)")

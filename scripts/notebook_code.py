@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import torch
 
-from llama3_files import Config, check_checkpoint, count_parameters, load_checkpoint, read_params
+from llama3_files import (LAYER_TENSORS, Config, Int8Checkpoint, check_checkpoint, count_parameters, load_checkpoint,
+                          read_params)
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "llama3-from-scratch.ipynb"
 
@@ -85,9 +86,15 @@ def load_checked_checkpoint(model_dir: Path, values: bool = True):
 
 # Section 19's speed-ups: each lesson function and the fast one that takes its place (notebook: swap_in({...})).
 FAST_FUNCTIONS = {"layer_weights": "stacked_layer_weights", "project_qkv": "project_qkv_stacked",
-                  "feed_forward": "feed_forward_stacked", "attention_heads": "attention_heads_fused",
-                  "linear": "linear_blocked"}
-STACKING = ("layer_weights", "project_qkv", "feed_forward")  # these three need a StackedModel
+                  "feed_forward": "feed_forward_stacked", "output_matrix": "stacked_output_matrix",
+                  "attention_heads": "attention_heads_fused", "linear": "linear_blocked"}
+STACKING = ("layer_weights", "project_qkv", "feed_forward", "output_matrix")  # these need a StackedModel
+# Section 19's later steps: one decode step with a fixed-size cache, its products for bf16 and int8 weights, and
+# the two functions torch.compile takes (notebook: swap_in({"forward": forward_fixed, "linear": linear_fast}), ...).
+DECODE_FUNCTIONS = {"forward": "forward_fixed", "linear": "linear_int8"}
+COMPILED = ("decode_layer", "final_logits")
+LESSON_NAMES = ("layer_weights", "project_qkv", "feed_forward", "attention_heads", "linear", "output_matrix", "forward")
+WEIGHTS = ("float32", "bfloat16", "int8")
 
 
 def use_fast_path(nb: dict, model):
@@ -97,7 +104,61 @@ def use_fast_path(nb: dict, model):
     the fast functions; a bigger one keeps its weights in the file and gets the two that copy nothing. NB's
     functions are replaced (nb["swap_in"]): give it a namespace of its own, not one the plain path still needs.
     """
+    nb.setdefault("lesson_functions", {name: nb[name] for name in LESSON_NAMES})  # the notebook's cell keeps these too
     itemsize = torch.tensor([], dtype=model.dtype).element_size()
     stack = count_parameters(model.checkpoint) * itemsize <= nb["STACK_MAX_BYTES"]
     nb["swap_in"]({plain: nb[fast] for plain, fast in FAST_FUNCTIONS.items() if stack or plain not in STACKING})
     return nb["stacked"](model) if stack else model
+
+
+def use_decode_step(nb: dict, model, weights: str = "float32", compiled: bool = False):
+    """Section 19's later steps, in the namespace NB: returns a stacked copy of MODEL with its matrices in WEIGHTS.
+
+    WEIGHTS: "float32" (the compute dtype), "bfloat16" (bf16 weights, float32 activations) or "int8"
+    (nb["quantize_rows"]: one scale per output row). forward_fixed (decode_layer, a fixed-size cache) and
+    linear_int8 are swapped in; COMPILED also puts torch.compile(decode_layer) and torch.compile(final_logits)
+    in place, as the notebook does with COMPILE = True (the first decode step compiles). Give it a namespace of
+    its own (load_notebook_functions()), on which use_fast_path has not run: it runs it.
+    """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, not {weights!r}")
+    model = use_fast_path(nb, model)
+    if not isinstance(model, nb["StackedModel"]):
+        raise ValueError("the decode step's bf16 and int8 copies need a model small enough to stack (STACK_MAX_BYTES)")
+    matrix = {"float32": None, "bfloat16": lambda w: w.to(model.device, torch.bfloat16),
+              "int8": nb["quantize_rows"]}[weights]
+    if matrix is not None:
+        model = nb["stacked"](model, matrix)
+    nb["swap_in"]({plain: nb[fast] for plain, fast in DECODE_FUNCTIONS.items()})
+    if compiled:
+        nb["swap_in"]({name: torch.compile(nb[name]) for name in COMPILED})
+    return model
+
+
+def use_stored_weights(nb: dict, model, compiled: bool = False):
+    """Section 19's decode step for a model too big to copy (the 8B on a laptop), in the namespace NB.
+
+    Nothing is stacked or copied: every matrix stays in the memory-mapped file as stored (bf16, or the
+    (q, scale) pairs of an int8 checkpoint written by quantize_checkpoint.py, read with Int8Checkpoint.int8,
+    never dequantized whole) and is converted as a product reads it, into activations of MODEL's dtype (float32
+    for "bf16 weights, float32 activations"). The notebook's fused attention, forward_fixed and linear_int8 are
+    swapped in; COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
+    output_matrix are the two functions here that the notebook does not have: its int8 step quantizes a stacked
+    copy instead, which the 8B has no memory for.
+    """
+    nb.setdefault("lesson_functions", {name: nb[name] for name in LESSON_NAMES})
+    swaps = {"attention_heads": nb["attention_heads_fused"], "forward": nb["forward_fixed"], "linear": nb["linear_int8"]}
+    if isinstance(model.checkpoint, Int8Checkpoint):
+        def int8_layer_weights(model, i: int) -> dict:
+            names = {short: f"layers.{i}.{name}" for short, name in LAYER_TENSORS.items()}
+            return {short: model.checkpoint.int8(name) or model.checkpoint[name].to(model.device, model.dtype)
+                    for short, name in names.items()}  # matrices as (q, scale); norms in the compute dtype
+
+        def int8_output_matrix(model):
+            return model.checkpoint.int8("output.weight")  # quantize_checkpoint.py writes one for a tied model too
+
+        swaps |= {"layer_weights": int8_layer_weights, "output_matrix": int8_output_matrix}
+    nb["swap_in"](swaps)
+    if compiled:
+        nb["swap_in"]({name: torch.compile(nb[name]) for name in COMPILED})
+    return model

@@ -46,6 +46,9 @@ GOOD = {"device": "cpu", "dtype": None, "max_new_tokens": 24, "temperature": 0.0
     ("top_p", math.nan, "TOP_P = nan: it must be a number"),
     ("top_p", None, "TOP_P = None: it must be a number"),
     ("top_p", 1.5, "TOP_P = 1.5: it must be a number more than 0 and at most 1"),
+    ("compile_step", "yes", "COMPILE = 'yes': it must be True or False"),
+    ("compile_step", 1, "COMPILE = 1: it must be True or False"),
+    ("compile_step", None, "COMPILE = None: it must be True or False"),
     ("seed", True, "SEED = True: it must be a whole number"),
     ("seed", "0", "SEED = '0': it must be a whole number"),
     ("seed", None, "SEED = None: it must be a whole number"),
@@ -62,7 +65,7 @@ def test_check_parameters_names_a_wrong_type_or_value(name, value, expected):
 @pytest.mark.parametrize("name, value", [
     ("max_new_tokens", 1), ("temperature", 1), ("temperature", 0.6), ("temperature", math.inf), ("top_p", 1),
     ("seed", -1), ("seed", 2**64 - 1), ("seed", -2**63),
-    ("device", torch.device("cpu")), ("dtype", "bfloat16"),
+    ("device", torch.device("cpu")), ("dtype", "bfloat16"), ("compile_step", True),
 ])
 def test_check_parameters_accepts_every_good_kind(name, value):
     assert check_parameters(**(GOOD | {name: value})) == torch.device("cpu")

@@ -115,7 +115,7 @@ def test_one_head_then_a_loop_over_heads_before_the_batched_heads():
 def test_speed_ups_print_their_change_against_the_step_before():
     # "Speed-up 2" was once slower than the step before it, and nothing said so.
     for name in ("+ stacked", "+ fused attention", "+ blocked rows"):
-        cell = cells_using(re.escape(f'rates["{name}"] = '))[0]
+        cell = cells_using(re.escape(f'measure("{name}"'))[0]
         out = text_of(cell)
         assert re.search(r"\d\.\d\dx the step before", out) or out.startswith("not stacked"), (name, out)
 
