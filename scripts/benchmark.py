@@ -27,7 +27,15 @@ mmap=True): a pickle that would run code is refused without running it); a bad f
 
 The notebook side runs the fast path of the notebook's section 19 (notebook_code.use_fast_path: stacked wqkv/w13,
 fused attention, the blocked float32 row product, swapped in by name); --plain times the lesson's own functions,
---compile adds torch.compile.
+--compile adds torch.compile of transformer_layer to it.
+
+Unless --plain, decode is also timed on section 19's later steps (notebook_code.use_decode_step): decode_layer with a
+fixed-size cache, compiled with torch.compile (decode_layer and final_logits), with float32, bf16 (float32
+activations) and int8 weights (quantize_rows: one scale per output row); each compiles in its warm-up run, which
+is not timed, and each is checked for the same greedy tokens as transformers. The int8 weights' quality against
+float32 is measured as the notebook does (passage_logits on QUALITY_TEXT, teacher-forced): top-1 agreement, mean
+KL divergence and both perplexities. The JSON line then also has compiled_, bf16_ and int8_tokens_per_s, their
+*_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and int8_perplexity.
 
 Usage:
     python scripts/benchmark.py [--repeats 5] [--new-tokens 128] [--prompt-tokens 512] [--threads N] [--no-cache]
@@ -59,7 +67,7 @@ import torch
 from tiktoken.load import load_tiktoken_bpe
 
 from llama3_files import InputError, load_llama3_tokenizer
-from notebook_code import load_checked_checkpoint, load_notebook_functions, use_fast_path
+from notebook_code import load_checked_checkpoint, load_notebook_functions, use_decode_step, use_fast_path
 from safe_write import cleaned_up_on_failure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +147,41 @@ def load_scratch_model(nb: dict, model_dir: Path, plain: bool = False, compiled:
     if compiled:
         nb["swap_in"]({"transformer_layer": torch.compile(nb["transformer_layer"], dynamic=True)})
     return model
+
+
+VARIANTS = {"compiled": "float32", "bf16": "bfloat16", "int8": "int8"}  # JSON prefix -> the weights' dtype
+
+
+def load_variants(model_dir: Path) -> dict[str, tuple[dict, object]]:
+    """Section 19's decode step, compiled, with float32, bf16 and int8 weights: {prefix: (namespace, model)}.
+
+    Each gets a namespace of its own (notebook_code.use_decode_step swaps functions by name); the checkpoint is
+    the one load_scratch_model already checked. torch.compile compiles at the first decode step, in the warm-up.
+    """
+    cfg, checkpoint = load_checked_checkpoint(model_dir, values=False)
+    variants = {}
+    for prefix, weights in VARIANTS.items():
+        nb = load_notebook_functions()
+        model = nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)
+        try:
+            variants[prefix] = (nb, use_decode_step(nb, model, weights, compiled=True))
+        except ValueError as error:  # a model too big for the stacked copies
+            print(f"note: {prefix} not measured: {error}")
+    return variants
+
+
+def int8_quality(variants: dict[str, tuple[dict, object]], tokenizer: tiktoken.Encoding) -> dict[str, float]:
+    """The notebook's quality measure of int8 weights against float32, on its passage read teacher-forced:
+    top-1 agreement, mean KL(p32 || p8) and both perplexities (nb["passage_logits"], not compiled)."""
+    (nb32, m32), (nb8, m8) = variants["compiled"], variants["int8"]
+    tokens = tokenizer.encode(nb32["QUALITY_TEXT"])
+    ref, q8 = nb32["passage_logits"](m32, tokens), nb8["passage_logits"](m8, tokens)
+    kl = torch.nn.functional.kl_div(q8.log_softmax(-1), ref.log_softmax(-1), log_target=True, reduction="none")
+    targets = torch.tensor(tokens[1:])
+    return {"int8_top1": float((q8.argmax(-1) == ref.argmax(-1)).float().mean()),
+            "int8_kl": float(kl.sum(-1).mean()),
+            "float32_perplexity": float(torch.nn.functional.cross_entropy(ref[:-1], targets).exp()),
+            "int8_perplexity": float(torch.nn.functional.cross_entropy(q8[:-1], targets).exp())}
 
 
 def load_hf_model(hf_model: Path):
@@ -507,10 +550,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"each number: the median of {args.repeats} runs after one warm-up, scratch and transformers taking turns\n",
           flush=True)
 
-    decoded, decode_s = interleaved({
+    variants = {} if args.plain else load_variants(args.model_dir)
+    decode_runs = {
         "scratch": lambda: nb["generate"](scratch, decode_prompt, n_new, stop_tokens=()),
         "hf": lambda: hf_generate(hf, decode_prompt, n_new),
-    }, args.repeats)
+    }
+    for prefix, (vnb, vmodel) in variants.items():
+        decode_runs[prefix] = lambda vnb=vnb, vmodel=vmodel: vnb["generate"](vmodel, decode_prompt, n_new, stop_tokens=())
+    if variants:
+        print(f"the warm-up run compiles the decode step of {', '.join(variants)}: a minute or more", flush=True)
+    decoded, decode_s = interleaved(decode_runs, args.repeats)
     _, prefill_s = interleaved({
         "scratch": lambda: nb["forward"](scratch, prefill_prompt, 0, nb["new_kv_cache"](scratch, len(prefill_prompt))),
         "hf": lambda: hf_prefill(hf, prefill_prompt),
@@ -526,12 +575,21 @@ def run(args: argparse.Namespace) -> int:
         "scratch_prefill_tokens_per_s": len(prefill_prompt) / prefill_s["scratch"],
         "hf_prefill_tokens_per_s": len(prefill_prompt) / prefill_s["hf"],
     }
+    for prefix in variants:
+        numbers[f"{prefix}_tokens_per_s"] = n_new / decode_s[prefix]
+        numbers[f"{prefix}_ratio"] = numbers[f"{prefix}_tokens_per_s"] / numbers["hf_tokens_per_s"]
+    if {"compiled", "int8"} <= variants.keys():
+        numbers |= int8_quality(variants, tokenizer)
     numbers["decode_ratio"] = numbers["scratch_tokens_per_s"] / numbers["hf_tokens_per_s"]
     numbers["prefill_ratio"] = numbers["scratch_prefill_tokens_per_s"] / numbers["hf_prefill_tokens_per_s"]
     rows = [(f"decode tok/s ({n_new} new tokens, {len(decode_prompt)}-token prompt)",
              numbers["scratch_tokens_per_s"], numbers["hf_tokens_per_s"]),
             (f"prefill tok/s ({len(prefill_prompt)}-token prompt)",
              numbers["scratch_prefill_tokens_per_s"], numbers["hf_prefill_tokens_per_s"])]
+    for prefix, weights in VARIANTS.items():
+        if prefix in variants:
+            rows.append((f"decode tok/s, decode step compiled, {weights} weights", numbers[f"{prefix}_tokens_per_s"],
+                         numbers["hf_tokens_per_s"]))
     if args.no_cache:
         numbers["scratch_no_cache_tokens_per_s"] = args.no_cache_tokens / no_cache_s["scratch"]
         rows.append((f"decode tok/s without KV cache ({args.no_cache_tokens} new tokens)",
@@ -553,8 +611,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"same tokens: NO, they diverge at new token {i}: scratch "
               f"{ours[i:i + 5]!r} ({tokenizer.decode(ours[i:i + 5])!r}), transformers {theirs[i:i + 5]!r} "
               f"({tokenizer.decode(theirs[i:i + 5])!r})")
+    for prefix in variants:
+        print(f"{prefix}: the same {n_new} greedy tokens as transformers: {decoded[prefix] == theirs}")
+    if "int8_top1" in numbers:
+        print(f"int8 against float32 on the notebook's passage, teacher-forced: top-1 agreement "
+              f"{numbers['int8_top1']:.1%}, mean KL {numbers['int8_kl']:.1e}, perplexity "
+              f"{numbers['int8_perplexity']:.2f} against {numbers['float32_perplexity']:.2f}")
     print(f"text: {DECODE_PROMPT + tokenizer.decode(ours)!r}")
     report = {**{k: float(f"{v:.4g}") for k, v in numbers.items()}, "same_tokens": same,
+              **{f"{prefix}_same_tokens": decoded[prefix] == theirs for prefix in variants},
               "threads": torch.get_num_threads(), "repeats": args.repeats, "new_tokens": n_new,
               "path": "plain" if args.plain else "fast", "compiled": args.compile,
               "prompt_tokens": len(prefill_prompt), "decode_prompt_tokens": len(decode_prompt)}

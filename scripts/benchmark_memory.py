@@ -52,6 +52,19 @@ needs little memory: torch.save writes the file's structure without the tensors'
 a block of rows at a time, and the zip's CRC-32 fields are patched so that the file is a valid zip, like
 torch.save's. Its peak RssAnon is measured and printed.
 
+Section 19's decode step: a configuration LOAD:DTYPE:STEP with STEP "step" runs the notebook's decode step
+(forward_fixed: RoPE in real numbers, a fixed-size cache) on the weights as they are stored in the file, converted
+as the products read them into activations of DTYPE (notebook_code.use_stored_weights): bf16 matrices for a Meta
+folder, the (q, scale) pairs of an int8 folder written by scripts/quantize_checkpoint.py; "compiled" compiles it
+with torch.compile. The compilation happens in the first decode step, which is timed with the others: the JSON's
+decode_steps_s lists every step, and "decode s/tok (after 1st)" in the table leaves the first one out. E.g.
+    python scripts/benchmark_memory.py models/fake-8b --configs mmap:float32:step,mmap:float32:compiled --decode 4
+    python scripts/benchmark_memory.py models/fake-8b-int8 --configs mmap:float32:step,mmap:float32:compiled
+
+A smaller laptop: --memory-limit-gib 12 runs each configuration in a cgroup (v1) memory group of 12 GiB, which
+counts the page cache its process reads into as well as its anonymous memory (root needed); with --cache cold the
+file is read inside that limit, so a checkpoint bigger than the limit is read again from the disk at every token.
+
 Bad input: MODEL_DIR is loaded and checked first with the notebook's own load_checkpoint_file, read_params and
 check_checkpoint (torch.load(..., weights_only=True, mmap=True): a pickle that would run code is refused without
 running it); a damaged or truncated file, an HTML page saved as the checkpoint, or a params.json that is missing,
@@ -88,8 +101,8 @@ import torch
 from tqdm import tqdm
 
 from make_tiny_checkpoint import expected_shapes
-from llama3_files import InputError, ShardedCheckpoint, check_checkpoint, load_checkpoint
-from notebook_code import load_checked_checkpoint, load_notebook_functions
+from llama3_files import InputError, check_checkpoint, load_checkpoint, merge_shards
+from notebook_code import load_checked_checkpoint, load_notebook_functions, use_stored_weights
 from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, human_size, is_disk_full, make_parents,
                         write_failure_message, write_text)
 
@@ -98,6 +111,7 @@ CHECKPOINT_NAME = "consolidated.00.pth"
 LOADS = ("mmap", "no-mmap")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_CONFIGS = "mmap:bfloat16,mmap:float32,no-mmap:bfloat16,no-mmap:float32"
+STEPS = ("lesson", "step", "compiled")  # the lesson's forward; section 19's decode step (use_stored_weights); compiled
 
 _LLAMA3_COMMON = {"vocab_size": 128256, "norm_eps": 1e-05, "rope_theta": 500000.0}
 SHAPES: dict[str, dict] = {
@@ -282,7 +296,8 @@ def load_checked(model_dir: Path, values: bool = True):
 
 # --------------------------------------------------------------------------- one configuration (the child)
 def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode: int, seed: int = 0,
-            interval_s: float = 0.01, log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> dict:
+            interval_s: float = 0.01, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+            step: str = "lesson") -> dict:
     """Load MODEL_DIR one way, run a T-token forward and N_DECODE decode steps; times and memory peaks.
 
     Meant to run in a fresh process (see --child): its peaks are this process's.
@@ -293,7 +308,9 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
         raise ValueError(f"unknown dtype {dtype_name!r}; choose from {sorted(DTYPES)}")
     paths = checkpoint_paths(model_dir)
     size = sum(p.stat().st_size for p in paths)
-    result: dict = {"load": load, "dtype": dtype_name, "tokens": n_tokens, "decode_steps": n_decode,
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; choose from {STEPS}")
+    result: dict = {"load": load, "dtype": dtype_name, "step": step, "tokens": n_tokens, "decode_steps": n_decode,
                     "checkpoint_bytes": size, "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "cached_at_start": sum(resident_bytes(p) for p in paths) / size,
                     "mem_available_at_start": read_meminfo()["MemAvailable"]}
@@ -337,9 +354,11 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
             checkpoint = load_checkpoint(model_dir)  # the notebook's way: torch.load(..., mmap=True)
         else:
             shards = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-            checkpoint = shards[0] if len(shards) == 1 else ShardedCheckpoint(shards)
+            checkpoint = merge_shards(shards, paths)  # an int8 folder: an Int8Checkpoint, as with mmap
         check_checkpoint(checkpoint, cfg, str(model_dir), values=False)  # the shapes (the values: see above)
         model = nb["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
+        if step != "lesson":  # section 19's decode step, the weights converted as they are read (compiled: later)
+            model = use_stored_weights(nb, model, compiled=step == "compiled")
         end_phase("load", time.perf_counter() - t0)
 
         # generate()'s loop, greedy, timed step by step: the prefill is the forward over all T tokens
@@ -376,27 +395,52 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
 
 
 # --------------------------------------------------------------------------- all configurations (the parent)
-def parse_configs(text: str) -> list[tuple[str, str]]:
+def parse_configs(text: str) -> list[tuple[str, str, str]]:
     configs = []
     for item in text.split(","):
-        load, _, dtype = item.strip().partition(":")
-        if load not in LOADS or dtype not in DTYPES:
-            raise ValueError(f"bad configuration {item!r}: write LOAD:DTYPE with LOAD in {LOADS} "
-                             f"and DTYPE in {tuple(DTYPES)}, e.g. mmap:bfloat16")
-        configs.append((load, dtype))
+        parts = item.strip().split(":")
+        load, dtype, step = (parts + ["lesson"])[:3] if len(parts) in (2, 3) else ("", "", "")
+        if load not in LOADS or dtype not in DTYPES or step not in STEPS:
+            raise ValueError(f"bad configuration {item!r}: write LOAD:DTYPE or LOAD:DTYPE:STEP with LOAD in {LOADS}, "
+                             f"DTYPE in {tuple(DTYPES)} and STEP in {STEPS}, e.g. mmap:bfloat16 or mmap:float32:compiled")
+        configs.append((load, dtype, step))
     return configs
 
 
-def run_child(model_dir: Path, load: str, dtype: str, args: argparse.Namespace) -> dict:
+CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+
+
+def limited(cmd: list[str], limit_bytes: int) -> tuple[list[str], Path]:
+    """CMD run in a new cgroup (v1) memory group limited to LIMIT_BYTES, which counts the page cache its process
+    reads into as well as its own memory: a stand-in for a laptop with less memory. Needs root."""
+    if not (CGROUP_V1 / "memory.limit_in_bytes").is_file():
+        raise ValueError(f"--memory-limit-gib needs a cgroup v1 memory controller at {CGROUP_V1} (and root)")
+    group = CGROUP_V1 / f"benchmark_memory_{os.getpid()}"
+    group.mkdir(exist_ok=True)
+    (group / "memory.limit_in_bytes").write_text(str(limit_bytes))
+    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *cmd], group
+
+
+def run_child(model_dir: Path, load: str, dtype: str, step: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), str(model_dir), "--child", "--load", load,
-           "--dtype", dtype, "--tokens", str(args.tokens), "--decode", str(args.decode), "--seed", str(args.seed),
-           "--interval-ms", str(args.interval_ms)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress) goes straight through
+           "--dtype", dtype, "--step", step, "--tokens", str(args.tokens), "--decode", str(args.decode),
+           "--seed", str(args.seed), "--interval-ms", str(args.interval_ms)]
+    group = None
+    if args.memory_limit_gib is not None:
+        cmd, group = limited(cmd, int(args.memory_limit_gib * GiB))
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress) goes straight through
+    finally:
+        if group is not None:
+            group.rmdir()
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        return {"load": load, "dtype": dtype, "error": f"the child process failed ({how}); see its output above"}
-    return json.loads(lines[-1])
+        return {"load": load, "dtype": dtype, "step": step,
+                "error": f"the child process failed ({how}); see its output above"}
+    result = json.loads(lines[-1])
+    result["memory_limit_bytes"] = None if group is None else int(args.memory_limit_gib * GiB)
+    return result
 
 
 def _gib(value) -> str:
@@ -404,16 +448,18 @@ def _gib(value) -> str:
 
 
 def format_table(results: list[dict], n_tokens: int) -> str:
-    header = ["configuration", "load s", f"forward s ({n_tokens} tok)", "decode s/tok", "peak RSS GiB",
+    header = ["configuration", "load s", f"forward s ({n_tokens} tok)", "decode s/tok", "(after 1st)", "peak RSS GiB",
               "peak RssAnon GiB", "anon + GiB", "cached at start", "disk read GiB", "others' CPU"]
     rows = []
     for r in results:
-        name = f"{r['load']} {r['dtype']}"
+        name = f"{r['load']} {r['dtype']}" + ("" if r.get("step", "lesson") == "lesson" else f" {r['step']}")
         if "skipped" in r or "error" in r:
             rows.append([name, "skipped: " + r["skipped"] if "skipped" in r else "error: " + r["error"]])
             continue
         decode = "-" if r["decode_s_per_token"] is None else f"{r['decode_s_per_token']:.2f}"
-        rows.append([name, f"{r['load_s']:.2f}", f"{r['forward_s']:.2f}", decode, _gib(r["peak_rss"]),
+        later = r["decode_steps_s"][1:]
+        after_first = f"{sum(later) / len(later):.2f}" if later else "-"
+        rows.append([name, f"{r['load_s']:.2f}", f"{r['forward_s']:.2f}", decode, after_first, _gib(r["peak_rss"]),
                      _gib(r["peak_anon"]), _gib(r["peak_anon_added"]), f"{100 * r['cached_at_start']:.0f}%",
                      _gib(r["disk_read_bytes"]), f"{r['others_cpu_cores']:.1f} cores"])
     widths = [max(len(header[i]), *(len(row[i]) for row in rows if len(row) == len(header)))
@@ -439,7 +485,7 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"note: the checkpoint ({size / GiB:.1f} GiB) may not stay in the page cache next to the rest "
               f"({mem['MemAvailable'] / GiB:.1f} GiB available): 'cached at start' and 'disk read' tell")
     results = []
-    for load, dtype in configs:
+    for load, dtype, step in configs:
         for p in paths:
             if args.cache == "warm":
                 seconds = warm_page_cache(p)
@@ -447,7 +493,7 @@ def benchmark(args: argparse.Namespace) -> int:
             elif args.cache == "cold":
                 drop_page_cache(p)
         print(f"[{load} {dtype}] measuring in a child process ...", file=sys.stderr, flush=True)
-        results.append(run_child(model_dir, load, dtype, args))
+        results.append(run_child(model_dir, load, dtype, step, args))
     print()
     print(format_table(results, args.tokens))
     print("peak RSS counts the mapped checkpoint's page cache; RssAnon is the memory the process itself holds; "
@@ -606,6 +652,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load", choices=LOADS, default="mmap", help="with --child: how to load (default mmap)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="bfloat16",
                         help="with --child: the compute dtype (default bfloat16)")
+    parser.add_argument("--step", choices=STEPS, default="lesson",
+                        help="with --child: the lesson's forward (default), section 19's decode step with the weights "
+                             "as stored (step), or that step compiled (compiled)")
+    parser.add_argument("--memory-limit-gib", type=float, default=None, metavar="GIB",
+                        help="run each configuration in a cgroup (v1) memory group of this size, which counts the "
+                             "page cache it reads into: a smaller laptop (with --cache cold, so that the file is "
+                             "read inside the limit); needs root")
     parser.add_argument("--make-fake", type=Path, metavar="DIR",
                         help="write a random-weights checkpoint (consolidated.00.pth + params.json) into DIR")
     parser.add_argument("--shape", choices=sorted(SHAPES), help="with --make-fake: 8b (16 GB) or 1gb (~1 GB)")
@@ -619,6 +672,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--make-fake writes a checkpoint; it takes no MODEL_DIR and no --child")
     elif args.model_dir is None:
         parser.error("give MODEL_DIR to benchmark, or --make-fake DIR --shape SHAPE")
+    if args.memory_limit_gib is not None and not args.memory_limit_gib > 0:
+        parser.error("--memory-limit-gib must be more than 0")
     if args.tokens < 1 or args.decode < 0:
         parser.error("--tokens must be >= 1 and --decode >= 0")
     return args
@@ -636,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.child:
             print(json.dumps(measure(args.model_dir, args.load, args.dtype, args.tokens, args.decode, args.seed,
-                                     args.interval_ms / 1000)), flush=True)
+                                     args.interval_ms / 1000, step=args.step)), flush=True)
             return 0
         return benchmark(args)
     except BadCheckpoint as exc:

@@ -40,12 +40,21 @@ def fake_1gb(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def benchmark_results(fake_1gb) -> dict[tuple[str, str], dict]:
     """The benchmark's parent, as a user runs it: each configuration in its own child process."""
-    proc = run_script(fake_1gb, "--configs", "mmap:float32,mmap:bfloat16,no-mmap:bfloat16", "--tokens", "9",
-                      "--decode", "1", "--cache", "as-is")
+    proc = run_script(fake_1gb, "--configs", "mmap:float32,mmap:bfloat16,no-mmap:bfloat16,mmap:float32:step",
+                      "--tokens", "9", "--decode", "1", "--cache", "as-is")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "peak RssAnon GiB" in proc.stdout  # the table
     summary = json.loads(proc.stdout.splitlines()[-1])
-    return {(r["load"], r["dtype"]): r for r in summary["results"]}
+    return {(r["load"], r["dtype"]) + (() if r["step"] == "lesson" else (r["step"],)): r for r in summary["results"]}
+
+
+@pytest.fixture(scope="module")
+def int8_1gb(fake_1gb, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fake-1gb-int8") / "int8"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "quantize_checkpoint.py"), str(fake_1gb), str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
 
 
 def test_8b_shape_is_metas_params_json():
@@ -101,3 +110,33 @@ def test_without_mmap_the_weights_are_anonymous_memory(benchmark_results):
         pytest.skip(r["skipped"])
     assert r["logits_finite"]
     assert r["peak_anon_added"] > 0.9 * r["checkpoint_bytes"]
+
+
+def test_the_decode_step_on_stored_bf16_weights_holds_little(benchmark_results):
+    # section 19's decode step with float32 activations reads the bf16 matrices from the file, never copying one
+    r = benchmark_results[("mmap", "float32", "step")]
+    assert r["logits_finite"]
+    assert r["peak_anon_added"] < r["checkpoint_bytes"] / 4, f"{r['peak_anon_added'] / 2**30:.2f} GiB added"
+
+
+def test_the_decode_step_on_an_int8_folder_reads_its_pairs_without_dequantizing(int8_1gb):
+    proc = run_script(int8_1gb, "--configs", "mmap:float32:step", "--tokens", "5", "--decode", "2", "--cache", "as-is")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (r,) = json.loads(proc.stdout.splitlines()[-1])["results"]
+    assert r["step"] == "step" and r["logits_finite"] and len(r["decode_steps_s"]) == 2
+    # the output matrix alone would be 0.5 GB dequantized in float32: the pairs are read as they are
+    assert r["peak_anon_added"] < 0.25 * 2**30, f"{r['peak_anon_added'] / 2**30:.2f} GiB added"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("mmap:bfloat16", [("mmap", "bfloat16", "lesson")]),
+    ("mmap:float32:compiled,no-mmap:bfloat16:step", [("mmap", "float32", "compiled"), ("no-mmap", "bfloat16", "step")]),
+])
+def test_configurations_name_the_step(text, expected):
+    assert bm.parse_configs(text) == expected
+
+
+@pytest.mark.parametrize("text", ["mmap", "mmap:bfloat16:fast", "mmap:int8", "mmap:float32:step:x"])
+def test_a_bad_configuration_is_refused(text):
+    with pytest.raises(ValueError, match="bad configuration"):
+        bm.parse_configs(text)
