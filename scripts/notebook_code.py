@@ -97,6 +97,13 @@ LESSON_NAMES = ("layer_weights", "project_qkv", "feed_forward", "attention_heads
 WEIGHTS = ("float32", "bfloat16", "int8")
 
 
+def keep_lesson_functions(nb: dict) -> None:
+    """lesson_functions, as the notebook's cell keeps it (forward_fixed and stacked read it), in the globals the
+    notebook's functions look names up in: NB itself, or the module behind a copy of it."""
+    namespace = nb["swap_in"].__globals__
+    namespace.setdefault("lesson_functions", {name: namespace[name] for name in LESSON_NAMES})
+
+
 def use_fast_path(nb: dict, model):
     """Section 19 of the notebook at once, in the namespace NB: returns the model to run the fast path on.
 
@@ -104,7 +111,7 @@ def use_fast_path(nb: dict, model):
     the fast functions; a bigger one keeps its weights in the file and gets the two that copy nothing. NB's
     functions are replaced (nb["swap_in"]): give it a namespace of its own, not one the plain path still needs.
     """
-    nb.setdefault("lesson_functions", {name: nb[name] for name in LESSON_NAMES})  # the notebook's cell keeps these too
+    keep_lesson_functions(nb)
     itemsize = torch.tensor([], dtype=model.dtype).element_size()
     stack = count_parameters(model.checkpoint) * itemsize <= nb["STACK_MAX_BYTES"]
     nb["swap_in"]({plain: nb[fast] for plain, fast in FAST_FUNCTIONS.items() if stack or plain not in STACKING})
@@ -146,7 +153,7 @@ def use_stored_weights(nb: dict, model, compiled: bool = False):
     output_matrix are the two functions here that the notebook does not have: its int8 step quantizes a stacked
     copy instead, which the 8B has no memory for.
     """
-    nb.setdefault("lesson_functions", {name: nb[name] for name in LESSON_NAMES})
+    keep_lesson_functions(nb)
     swaps = {"attention_heads": nb["attention_heads_fused"], "forward": nb["forward_fixed"], "linear": nb["linear_int8"]}
     if isinstance(model.checkpoint, Int8Checkpoint):
         def int8_layer_weights(model, i: int) -> dict:
