@@ -87,7 +87,6 @@ import mmap
 import os
 import resource
 import shutil
-import struct
 import subprocess
 import sys
 import threading
@@ -104,6 +103,7 @@ from make_tiny_checkpoint import expected_shapes
 from llama3_files import InputError, check_checkpoint, load_checkpoint, merge_shards
 from notebook_code import load_checked_checkpoint, load_notebook_functions, use_stored_weights
 from safe_write import (DiskSpaceError, check_free_space, cleaned_up_on_failure, human_size, is_disk_full, make_parents,
+                        patch_zip_crcs,
                         write_failure_message, write_text)
 
 GiB = 2**30
@@ -508,39 +508,6 @@ def benchmark(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- the fake checkpoint
-def _patch_zip_crcs(path: Path, crcs: dict[str, int]) -> None:
-    """Write the CRC-32 of records written with torch.serialization.skip_data (which leaves 0 there).
-
-    torch's zip writer marks every record with a data descriptor (general purpose flag bit 3): the CRC-32
-    is in the descriptor after the data and in the central directory, and 0 in the local header.
-    """
-    with zipfile.ZipFile(path) as zf:
-        infos = {info.filename: info for info in zf.infolist()}
-        start_dir = zf.start_dir
-    with open(path, "r+b") as f:
-        for name, crc in crcs.items():
-            info = infos[name]
-            f.seek(info.header_offset + 26)
-            name_len, extra_len = struct.unpack("<HH", f.read(4))
-            data_end = info.header_offset + 30 + name_len + extra_len + info.compress_size
-            f.seek(data_end)
-            crc_at = data_end + 4 if f.read(4) == b"PK\x07\x08" else data_end
-            f.seek(crc_at)
-            f.write(struct.pack("<I", crc))
-        offset = start_dir
-        while True:  # the central directory's entries
-            f.seek(offset)
-            entry = f.read(46)
-            if entry[:4] != b"PK\x01\x02":
-                break
-            name_len, extra_len, comment_len = struct.unpack("<HHH", entry[28:34])
-            name = f.read(name_len).decode("utf-8")
-            if name in crcs:
-                f.seek(offset + 16)
-                f.write(struct.pack("<I", crcs[name]))
-            offset += 46 + name_len + extra_len + comment_len
-
-
 def make_fake(out_dir: Path, shape: str, seed: int = 0, force: bool = False, progress: bool = True) -> dict:
     """Write a random bf16 checkpoint of SHAPE in Meta's layout into OUT_DIR; returns what it measured."""
     if shape not in SHAPES:
@@ -621,7 +588,7 @@ def _write_fake(partial: Path, shapes: dict[str, tuple[int, ...]], seed: int, pr
             prefix = zf.namelist()[0].split("/")[0]
             if any(zf.getinfo(f"{prefix}/data/{key}").file_size != n for key, n in sizes.items()):
                 raise RuntimeError("torch.save's records are not in the order of the tensors; cannot patch CRCs")
-        _patch_zip_crcs(partial, {f"{prefix}/data/{key}": crc for key, crc in crcs.items()})
+        patch_zip_crcs(partial, {f"{prefix}/data/{key}": crc for key, crc in crcs.items()})
         return {"peak_anon": sampler.take_peak(), "anon_at_start": anon_at_start}
 
 

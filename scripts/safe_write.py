@@ -194,7 +194,7 @@ def patch_zip_crcs(path: Path, crcs: dict[str, int]) -> None:
 
     torch's zip writer marks every record with a data descriptor (general purpose flag bit 3): the CRC-32
     is in the descriptor after the data and in the central directory, and 0 in the local header.
-    (The same as scripts/benchmark_memory.py's _patch_zip_crcs.)
+    (benchmark_memory.py's fake checkpoint and quantize_checkpoint.py both write their files this way.)
     """
     with zipfile.ZipFile(path) as archive:
         infos = {info.filename: info for info in archive.infolist()}
