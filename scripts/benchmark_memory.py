@@ -4,6 +4,7 @@ Usage:
     python scripts/benchmark_memory.py --make-fake models/fake-8b --shape 8b [--seed 0] [--force]
     python scripts/benchmark_memory.py models/fake-8b [--tokens 17] [--decode 3] [--cache warm|cold|as-is]
         [--configs mmap:bfloat16,mmap:float32,no-mmap:bfloat16,no-mmap:float32] [--json-out FILE]
+        [--memory-limit-gib GIB]    (a configuration may be LOAD:DTYPE:STEP, STEP in lesson, step, compiled)
 
 The benchmark runs the notebook's functions (read from the notebook by scripts/notebook_code.py, so it
 measures exactly the code a reader runs) on a checkpoint folder (consolidated.*.pth + params.json; no
@@ -486,13 +487,14 @@ def benchmark(args: argparse.Namespace) -> int:
               f"({mem['MemAvailable'] / GiB:.1f} GiB available): 'cached at start' and 'disk read' tell")
     results = []
     for load, dtype, step in configs:
+        label = f"{load} {dtype}" + ("" if step == "lesson" else f" {step}")
         for p in paths:
             if args.cache == "warm":
                 seconds = warm_page_cache(p)
-                print(f"[{load} {dtype}] read {p.name} into the page cache in {seconds:.1f} s", file=sys.stderr)
+                print(f"[{label}] read {p.name} into the page cache in {seconds:.1f} s", file=sys.stderr)
             elif args.cache == "cold":
                 drop_page_cache(p)
-        print(f"[{load} {dtype}] measuring in a child process ...", file=sys.stderr, flush=True)
+        print(f"[{label}] measuring in a child process ...", file=sys.stderr, flush=True)
         results.append(run_child(model_dir, load, dtype, step, args))
     print()
     print(format_table(results, args.tokens))
@@ -605,8 +607,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--decode", type=int, default=3,
                         help="decode steps with the KV cache after the prompt (default 3)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help=f"comma-separated LOAD:DTYPE to measure, LOAD in {LOADS}, DTYPE in {tuple(DTYPES)} "
-                             f"(default {DEFAULT_CONFIGS})")
+                        help=f"comma-separated LOAD:DTYPE or LOAD:DTYPE:STEP to measure, LOAD in {LOADS}, DTYPE in "
+                             f"{tuple(DTYPES)}, STEP in {STEPS} (default lesson; default {DEFAULT_CONFIGS})")
     parser.add_argument("--cache", choices=("warm", "cold", "as-is"), default="warm",
                         help="before each configuration: read the checkpoint into the page cache (warm, default), "
                              "drop it from the page cache (cold), or leave it (as-is)")

@@ -31,6 +31,10 @@ def run_notebook(work_dir: Path, names: tuple[str, ...] = SAVED_NAMES, notebook=
     notebook.cells.append(nbformat.v4.new_code_cell(SAVE_CELL.format(names=tuple(names), path=str(saved))))
     source = work_dir / "input.ipynb"
     nbformat.write(notebook, source)
+    # request_save_on_cell_execute=False: papermill would otherwise write the whole growing notebook (about 2 MB
+    # with its pictures) after every one of its ~280 cells, which took more than half of a run's time. The copy is
+    # still written once at the end, and on an error with the failing cell marked.
     papermill.execute_notebook(str(source), str(work_dir / "output.ipynb"), parameters=parameters, cwd=str(REPO),
-                               kernel_name="python3", progress_bar=False, log_output=False)
+                               kernel_name="python3", progress_bar=False, log_output=False,
+                               request_save_on_cell_execute=False)
     return torch.load(saved, weights_only=False)
