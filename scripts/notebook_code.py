@@ -91,7 +91,7 @@ FAST_FUNCTIONS = {"layer_weights": "stacked_layer_weights", "project_qkv": "proj
 STACKING = ("layer_weights", "project_qkv", "feed_forward", "output_matrix")  # these need a StackedModel
 # Section 19's later steps: one decode step with a fixed-size cache, its products for bf16 and int8 weights, and
 # the two functions torch.compile takes (notebook: swap_in({"forward": forward_fixed, "linear": linear_fast}), ...).
-DECODE_FUNCTIONS = {"forward": "forward_fixed", "linear": "linear_int8"}
+DECODE_FUNCTIONS = {"forward": "forward_fixed", "linear": "linear_packed"}  # linear_packed: int8 pairs too
 COMPILED = ("decode_layer", "final_logits")
 LESSON_NAMES = ("layer_weights", "project_qkv", "feed_forward", "attention_heads", "linear", "output_matrix", "forward")
 WEIGHTS = ("float32", "bfloat16", "int8")
@@ -122,8 +122,8 @@ def use_decode_step(nb: dict, model, weights: str = "float32", compiled: bool = 
     """Section 19's later steps, in the namespace NB: returns a stacked copy of MODEL with its matrices in WEIGHTS.
 
     WEIGHTS: "float32" (the compute dtype), "bfloat16" (bf16 weights, float32 activations) or "int8"
-    (nb["quantize_rows"]: one scale per output row). forward_fixed (decode_layer, a fixed-size cache) and
-    linear_int8 are swapped in; COMPILED also puts torch.compile(decode_layer) and torch.compile(final_logits)
+    (nb["quantize_packed"]: one scale per output row, four int8 weights to a word, speed-up 7). forward_fixed
+    (decode_layer, a fixed-size cache) and linear_packed are swapped in; COMPILED also puts torch.compile(decode_layer) and torch.compile(final_logits)
     in place, as the notebook does with COMPILE = True (the first decode step compiles). Give it a namespace of
     its own (load_notebook_functions()), on which use_fast_path has not run: it runs it.
     """
@@ -133,7 +133,7 @@ def use_decode_step(nb: dict, model, weights: str = "float32", compiled: bool = 
     if not isinstance(model, nb["StackedModel"]):
         raise ValueError("the decode step's bf16 and int8 copies need a model small enough to stack (STACK_MAX_BYTES)")
     matrix = {"float32": None, "bfloat16": lambda w: w.to(model.device, torch.bfloat16),
-              "int8": nb["quantize_rows"]}[weights]
+              "int8": nb["quantize_packed"]}[weights]
     if matrix is not None:
         model = nb["stacked"](model, matrix)
     nb["swap_in"]({plain: nb[fast] for plain, fast in DECODE_FUNCTIONS.items()})
@@ -149,12 +149,13 @@ def use_stored_weights(nb: dict, model, compiled: bool = False):
     (q, scale) pairs of an int8 checkpoint written by quantize_checkpoint.py, read with Int8Checkpoint.int8,
     never dequantized whole) and is converted as a product reads it, into activations of MODEL's dtype (float32
     for "bf16 weights, float32 activations"). The notebook's fused attention, forward_fixed and linear_int8 are
-    swapped in; COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
+    swapped in (linear_packed, which takes the file's (q, scale) pairs to linear_int8: packing them would copy the
+    whole model); COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
     output_matrix are the two functions here that the notebook does not have: its int8 step quantizes a stacked
     copy instead, which the 8B has no memory for.
     """
     keep_lesson_functions(nb)
-    swaps = {"attention_heads": nb["attention_heads_fused"], "forward": nb["forward_fixed"], "linear": nb["linear_int8"]}
+    swaps = {"attention_heads": nb["attention_heads_fused"], "forward": nb["forward_fixed"], "linear": nb["linear_packed"]}
     if isinstance(model.checkpoint, Int8Checkpoint):
         def int8_layer_weights(model, i: int) -> dict:
             names = {short: f"layers.{i}.{name}" for short, name in LAYER_TENSORS.items()}
