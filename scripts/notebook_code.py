@@ -123,8 +123,8 @@ def use_decode_step(nb: dict, model, weights: str = "float32", compiled: bool = 
 
     WEIGHTS: "float32" (the compute dtype), "bfloat16" (bf16 weights, float32 activations) or "int8"
     (nb["quantize_packed"]: one scale per output row, four int8 weights to a word, speed-up 7). forward_fixed
-    (decode_layer, a fixed-size cache) and linear_packed are swapped in; COMPILED also puts torch.compile(decode_layer) and torch.compile(final_logits)
-    in place, as the notebook does with COMPILE = True (the first decode step compiles). Give it a namespace of
+    (decode_layer, a fixed-size cache) and linear_packed are swapped in; COMPILED also puts
+    torch.compile(decode_layer) and torch.compile(final_logits) in place, as the notebook does with COMPILE = True (the first decode step compiles). Give it a namespace of
     its own (load_notebook_functions()), on which use_fast_path has not run: it runs it.
     """
     if weights not in WEIGHTS:
@@ -148,9 +148,9 @@ def use_stored_weights(nb: dict, model, compiled: bool = False):
     Nothing is stacked or copied: every matrix stays in the memory-mapped file as stored (bf16, or the
     (q, scale) pairs of an int8 checkpoint written by quantize_checkpoint.py, read with Int8Checkpoint.int8,
     never dequantized whole) and is converted as a product reads it, into activations of MODEL's dtype (float32
-    for "bf16 weights, float32 activations"). The notebook's fused attention, forward_fixed and linear_int8 are
-    swapped in (linear_packed, which takes the file's (q, scale) pairs to linear_int8: packing them would copy the
-    whole model); COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
+    for "bf16 weights, float32 activations"). The notebook's fused attention, forward_fixed and linear_packed are
+    swapped in (linear_packed hands the file's plain (q, scale) pairs to linear_int8: packing them into words
+    would copy the whole model); COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
     output_matrix are the two functions here that the notebook does not have: its int8 step quantizes a stacked
     copy instead, which the 8B has no memory for.
     """

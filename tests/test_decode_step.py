@@ -102,8 +102,8 @@ def packed_product_agrees(pack, compiled: bool) -> bool:
     w = torch.randn(40, 64, generator=torch.Generator().manual_seed(4))
     q, scale = nb["quantize_rows"](w)
     words = pack(q)
+    torch._dynamo.reset()  # compile afresh for each packer
     product = torch.compile(nb["linear_packed"]) if compiled else nb["linear_packed"]
-    torch._dynamo.reset()
     x = torch.randn(3, 64, generator=torch.Generator().manual_seed(5))
     expected = x @ (q.float() * scale[:, None]).T
     return all(torch.allclose(product(rows, (words, scale)), expected[:len(rows)], atol=1e-4, rtol=1e-5)
@@ -120,36 +120,24 @@ def test_four_int8_weights_to_a_word_give_the_int8_product(compiled):
     q = torch.randint(-127, 128, (6, 32), dtype=torch.int8, generator=torch.Generator().manual_seed(6))
     words = nb["pack_int8"](q)
     assert words.dtype == torch.float32 and words.shape == (6, 8) and words.nbytes == q.nbytes
-    unpacked = torch.stack([nb["unpack_int8"](words, j) for j in range(4)], dim=1).flatten(1)
-    assert torch.equal(unpacked, q.float())  # every weight back, sign and column
+    assert torch.equal(nb["unpack_rows"](words), q.float())  # every weight back, sign and column
     assert packed_product_agrees(nb["pack_int8"], compiled)
     assert not packed_product_agrees(consecutive_bytes, compiled)  # the check can fail
 
 
-@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
-def test_int8_weights_give_the_dequantized_models_logits(tied, tiny_checkpoint_factory):
+@pytest.mark.parametrize("tied, compiled", [(False, False), (True, False), (False, True)],
+                         ids=["untied", "tied", "untied-compiled"])
+def test_int8_weights_give_the_dequantized_models_logits(tied, compiled, tiny_checkpoint_factory):
     ckpt = tiny_checkpoint_factory("gqa2", dtype=torch.float32, tied=tied)
     ns = load_notebook_functions()
-    model = use_decode_step(ns, notebook_model(ckpt, namespace=ns), "int8")
+    model = use_decode_step(ns, notebook_model(ckpt, namespace=ns), "int8", compiled=compiled)
     # speed-up 7's words: four int8 weights each, (out, in/4) in float32 storage, and a scale per row
     assert all(isinstance(w, tuple) and w[0].dtype == torch.float32 and w[0].shape[0] == w[1].shape[0]
                for name, w in model.layers[0].items() if "norm" not in name)
     reference = dequantized_model(ckpt)
     tokens = PROMPT + [100, 200]
     cache, ref_cache = ns["new_kv_cache"](model, len(tokens)), nb["new_kv_cache"](reference, len(tokens))
-    for start, n in [(0, len(PROMPT)), (len(PROMPT), 1), (len(PROMPT) + 1, 1)]:
-        torch.testing.assert_close(ns["forward"](model, tokens[start:start + n], start, cache),
-                                   nb["forward"](reference, tokens[start:start + n], start, ref_cache), atol=1e-4, rtol=0)
-
-
-def test_compiled_int8_words_give_the_dequantized_models_decode_logits(tiny_checkpoint_factory):
-    ckpt = tiny_checkpoint_factory("gqa4", dtype=torch.float32)
-    ns = load_notebook_functions()
-    model = use_decode_step(ns, notebook_model(ckpt, namespace=ns), "int8", compiled=True)
-    reference = dequantized_model(ckpt)
-    tokens = PROMPT + [100, 200]
-    cache, ref_cache = ns["new_kv_cache"](model, len(tokens)), nb["new_kv_cache"](reference, len(tokens))
-    for start, n in [(0, len(PROMPT)), (len(PROMPT), 1), (len(PROMPT) + 1, 1)]:  # the prompt, then compiled steps
+    for start, n in [(0, len(PROMPT)), (len(PROMPT), 1), (len(PROMPT) + 1, 1)]:  # the prompt, then two decode steps
         torch.testing.assert_close(ns["forward"](model, tokens[start:start + n], start, cache),
                                    nb["forward"](reference, tokens[start:start + n], start, ref_cache), atol=1e-4, rtol=0)
 
