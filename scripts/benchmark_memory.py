@@ -355,7 +355,7 @@ def measure(model_dir: Path, load: str, dtype_name: str, n_tokens: int, n_decode
             checkpoint = load_checkpoint(model_dir)  # the notebook's way: torch.load(..., mmap=True)
         else:
             shards = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-            checkpoint = merge_shards(shards, paths)  # an int8 folder: an Int8Checkpoint, as with mmap
+            checkpoint = merge_shards(shards, paths, cfg.quantization)  # int8: an Int8Checkpoint, as with mmap
         check_checkpoint(checkpoint, cfg, str(model_dir), values=False)  # the shapes (the values: see above)
         model = nb["Model"](checkpoint, cfg, torch.device("cpu"), dtype)
         if step != "lesson":  # section 19's decode step, the weights converted as they are read (compiled: later)

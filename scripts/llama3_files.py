@@ -26,7 +26,11 @@ The int8 format (a folder like Meta's: consolidated.00.pth, params.json, the tok
   that nothing divides by zero. Dequantized, w ≈ q · scale, within scale / 2 of the source weight;
 - tok_embeddings.weight and the norms stay exactly as stored in the source (the embedding lookup stays exact);
 - a tied source (no output.weight) gets an output.weight: the int8 copy of tok_embeddings.weight;
-- params.json is the source's with one key added, "quantization": "int8".
+- params.json is the source's with one key added, "quantization": "int8", or "int8-packed" for the packed
+  layout (what scripts/quantize_checkpoint.py writes by default): each int8 matrix is stored with its columns
+  interleaved, stored column 4k + j holding column j·in/4 + k (interleave_columns), so that its bytes are
+  the notebook's speed-up 7 words, four weights to a 32-bit word, and section 19's compiled step reads them
+  from the file with no copy (on a little-endian CPU). Dequantized, both layouts give the same matrix.
 
 Usage:
     from llama3_files import InputError, read_params, Config, load_checkpoint, check_checkpoint
@@ -196,7 +200,9 @@ PARAMS_REQUIRED = {"dim": "int", "n_layers": "int", "n_heads": "int", "vocab_siz
 PARAMS_OPTIONAL = {"n_kv_heads": "int", "ffn_dim_multiplier": "float", "use_scaled_rope": "bool",
                    "rope_scaling_factor": "float", "max_seq_len": "int"}
 PARAMS_KINDS = {"int": "a positive whole number", "float": "a positive number", "bool": "true or false"}
-QUANTIZATIONS = ("int8",)  # params.json's optional "quantization": how the matrices are stored (Int8Checkpoint)
+QUANTIZATIONS = ("int8", "int8-packed")  # params.json's optional "quantization": how the matrices are stored
+PACKED = "int8-packed"  # the int8 matrices' columns interleaved four by four (interleave_columns)
+INT8_PER_WORD = 4  # int8 weights in a 32-bit word of the packed layout: the notebook's PER_WORD
 LLAMA3_CONTEXT, LLAMA3_1_CONTEXT = 8192, 131072  # tokens: Llama 3, and Llama 3.1 and later (use_scaled_rope)
 
 
@@ -229,9 +235,10 @@ def read_params(model_dir: Path) -> dict:
         if not ok:
             raise InputError(f"{path}: {key!r} is {value!r}, but it must be {PARAMS_KINDS[kind]}")
     if "quantization" in params and params["quantization"] not in QUANTIZATIONS:
-        raise InputError(f"{path}: 'quantization' is {params['quantization']!r}, but the only quantization this "
-                         "notebook reads is \"int8\" (what scripts/quantize_checkpoint.py writes); remove the key "
-                         "for weights stored as floating point numbers")
+        raise InputError(f"{path}: 'quantization' is {params['quantization']!r}, but the only quantizations this "
+                         f"notebook reads are {' and '.join(map(json.dumps, QUANTIZATIONS))} (what "
+                         "scripts/quantize_checkpoint.py writes); remove the key for weights stored as floating point "
+                         "numbers")
     return params
 
 
@@ -387,17 +394,29 @@ def is_int8_matrix(name: str) -> bool:
     return len(parts) >= 2 and parts[-1] == "weight" and parts[-2] in INT8_MATRICES
 
 
+def interleave_columns(q: Tensor) -> Tensor:
+    """(out, in) -> (out, in): column j·in/4 + k moves to 4k + j, the packed layout (the notebook's interleave)."""
+    return q.unflatten(-1, (INT8_PER_WORD, -1)).transpose(-1, -2).flatten(-2)
+
+
+def deinterleave_columns(q: Tensor) -> Tensor:
+    """The inverse of interleave_columns: every column of a packed matrix back in its place."""
+    return q.unflatten(-1, (-1, INT8_PER_WORD)).transpose(-1, -2).flatten(-2)
+
+
 class Int8Checkpoint(Mapping):
     """An int8 checkpoint (the format in this module's docstring) seen as a dict of Meta's names.
 
     The `_scale` entries are not keys. checkpoint[name] of a quantized matrix is the dequantized float32 matrix,
-    q.float() * scale[:, None], made when it is read (one matrix at a time, as the lesson reads them); any other
-    name is the stored tensor. int8(name) gives the stored (q, scale), shape(name) the shape, neither converts.
+    q.float() * scale[:, None] (the columns of a packed matrix back in their places), made when it is read (one
+    matrix at a time, as the lesson reads them); any other name is the stored tensor. int8(name) gives the
+    stored (q, scale) (a packed q as stored: PACKED), shape(name) the shape, neither converts.
     """
 
-    def __init__(self, state: dict[str, Tensor]):
+    def __init__(self, state: dict[str, Tensor], quantization: str = "int8"):
         self.state = state  # as loaded: the int8 matrices, their scales, the float tensors
         self.scales = {name.removesuffix(SCALE_SUFFIX): t for name, t in state.items() if name.endswith(SCALE_SUFFIX)}
+        self.quantization = quantization  # params.json's: "int8", or PACKED for interleaved columns
 
     def __getitem__(self, name: str) -> Tensor:
         if name.endswith(SCALE_SUFFIX):
@@ -405,6 +424,8 @@ class Int8Checkpoint(Mapping):
         if (stored := self.int8(name)) is None:
             return self.state[name]
         q, scale = stored
+        if self.quantization == PACKED:
+            q = deinterleave_columns(q)
         return q.float() * scale[:, None]
 
     def __contains__(self, name) -> bool:  # without reading the tensor (Mapping's would dequantize it)
@@ -428,9 +449,10 @@ def has_scales(state: Mapping[str, Tensor]) -> bool:
     return any(name.endswith(SCALE_SUFFIX) for name in state)
 
 
-def merge_shards(shards: list, paths: list[Path]) -> Mapping[str, Tensor]:
-    """The loaded files as one dict of tensors: the file itself, an Int8Checkpoint if it holds scales, or a
-    ShardedCheckpoint of several."""
+def merge_shards(shards: list, paths: list[Path], quantization: str | None = None) -> Mapping[str, Tensor]:
+    """The loaded files as one dict of tensors: the file itself, an Int8Checkpoint if it holds scales (stored as
+    QUANTIZATION says, params.json's "quantization"; "int8" when it says nothing), or a ShardedCheckpoint of
+    several."""
     for state, path in zip(shards, paths):
         check_state_dict(state, path)
     if len(shards) > 1 and (odd := [p.name for p, s in zip(paths, shards) if s.keys() != shards[0].keys()]):
@@ -439,14 +461,17 @@ def merge_shards(shards: list, paths: list[Path]) -> Mapping[str, Tensor]:
         raise InputError(f"{paths[0].parent}/ holds {len(shards)} files with int8 weights and their scales, but an "
                          "int8 checkpoint is one file: quantize the original files with scripts/quantize_checkpoint.py")
     if len(shards) == 1:
-        return Int8Checkpoint(shards[0]) if has_scales(shards[0]) else shards[0]
+        return Int8Checkpoint(shards[0], quantization or "int8") if has_scales(shards[0]) else shards[0]
     return ShardedCheckpoint(shards)
 
 
 def load_checkpoint(model_dir: Path) -> Mapping[str, Tensor]:
-    """All of model_dir's consolidated.*.pth files as one dict of tensors, memory-mapped and checked."""
+    """All of model_dir's consolidated.*.pth files as one dict of tensors, memory-mapped and checked (an int8
+    file read in the layout its params.json names)."""
     paths = checkpoint_paths(model_dir)
-    return merge_shards([load_checkpoint_file(path) for path in paths], paths)
+    shards = [load_checkpoint_file(path) for path in paths]
+    quantization = read_params(model_dir).get("quantization") if has_scales(shards[0]) else None
+    return merge_shards(shards, paths, quantization)
 
 
 def tensor_shape(checkpoint: Mapping[str, Tensor], name: str) -> tuple[int, ...]:
@@ -499,7 +524,7 @@ def check_checkpoint(checkpoint: Mapping[str, Tensor], cfg: Config, where: str, 
     tensors, never a dequantized matrix: int8 numbers cannot be NaN, the scales and float tensors are checked.
     """
     if not isinstance(checkpoint, (ShardedCheckpoint, Int8Checkpoint)) and has_scales(checkpoint):
-        checkpoint = Int8Checkpoint(checkpoint)  # a file loaded on its own (load_checkpoint_file)
+        checkpoint = Int8Checkpoint(checkpoint, cfg.quantization or "int8")  # a file loaded on its own
     check_quantization(checkpoint, cfg, where)
     expected = expected_shapes(cfg)
     tied = "output.weight" not in checkpoint
@@ -535,20 +560,24 @@ REQUANTIZE = ("the file is damaged or was not written by it: quantize the origin
 
 
 def check_quantization(checkpoint: Mapping[str, Tensor], cfg: Config, where: str) -> None:
-    """params.json's "quantization" and the file agree: "int8" with scales in the file, neither without; and
-    every scale in the file belongs to a matrix the int8 format quantizes."""
+    """params.json's "quantization" and the file agree: "int8" or "int8-packed" with scales in the file (read in
+    that layout), neither without; and every scale in the file belongs to a matrix the int8 format quantizes."""
     params = Path(checkpoint_folder(where)) / "params.json"
-    if cfg.quantization == "int8" and not isinstance(checkpoint, Int8Checkpoint):
-        raise InputError(f'{params} says "quantization": "int8", but {where} holds no scales (no tensor named '
-                         f"*{SCALE_SUFFIX}): its weights are not int8. The two files do not belong together: restore "
-                         'the params.json that came with these weights (it has no "quantization"), or quantize them '
-                         "with python scripts/quantize_checkpoint.py SRC DST")
+    if cfg.quantization is not None and not isinstance(checkpoint, Int8Checkpoint):
+        raise InputError(f'{params} says "quantization": "{cfg.quantization}", but {where} holds no scales (no tensor '
+                         f"named *{SCALE_SUFFIX}): its weights are not int8. The two files do not belong together: "
+                         'restore the params.json that came with these weights (it has no "quantization"), or quantize '
+                         "them with python scripts/quantize_checkpoint.py SRC DST")
     if not isinstance(checkpoint, Int8Checkpoint):
         return
-    if cfg.quantization != "int8":
+    if cfg.quantization is None:
         raise InputError(f"{where} holds int8 weights and their scales ({next(iter(checkpoint.scales))}{SCALE_SUFFIX}, "
-                         f'...), but {params} does not say "quantization": "int8": the two files do not belong '
-                         "together; use the params.json that scripts/quantize_checkpoint.py wrote beside these weights")
+                         f'...), but {params} does not say "quantization": "int8" (or "{PACKED}"): the two files do '
+                         "not belong together; use the params.json that scripts/quantize_checkpoint.py wrote beside "
+                         "these weights")
+    if checkpoint.quantization != cfg.quantization:  # a loader that did not read params.json (load_checkpoint does)
+        raise InputError(f'{where} was read as "quantization": "{checkpoint.quantization}", but {params} says '
+                         f'"{cfg.quantization}": load it with load_checkpoint(folder), which reads the layout from it')
     for name in checkpoint.scales:
         if name not in checkpoint.state or not is_int8_matrix(name):
             whose = ("no tensor of the file" if name not in checkpoint.state else

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import nbformat
 import torch
+from torch import Tensor
 
-from llama3_files import (LAYER_TENSORS, Config, Int8Checkpoint, check_checkpoint, count_parameters, load_checkpoint,
-                          read_params)
+from llama3_files import (LAYER_TENSORS, PACKED, Config, Int8Checkpoint, check_checkpoint, count_parameters,
+                          load_checkpoint, read_params)
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "llama3-from-scratch.ipynb"
 
@@ -149,21 +150,31 @@ def use_stored_weights(nb: dict, model, compiled: bool = False):
     (q, scale) pairs of an int8 checkpoint written by quantize_checkpoint.py, read with Int8Checkpoint.int8,
     never dequantized whole) and is converted as a product reads it, into activations of MODEL's dtype (float32
     for "bf16 weights, float32 activations"). The notebook's fused attention, forward_fixed and linear_packed are
-    swapped in (linear_packed hands the file's plain (q, scale) pairs to linear_int8: packing them into words
-    would copy the whole model); COMPILED also compiles decode_layer and final_logits. The int8 pairs' layer_weights and
-    output_matrix are the two functions here that the notebook does not have: its int8 step quantizes a stacked
-    copy instead, which the 8B has no memory for.
+    swapped in: a packed file's int8 matrices (quantize_checkpoint.py's default layout) are its speed-up 7 words
+    as they lie in the file, viewed as float32 without a copy; a plain file's (q, scale) pairs go to linear_int8
+    (packing them into words would copy the whole model). COMPILED also compiles decode_layer and final_logits.
+    The int8 pairs' layer_weights and output_matrix are the two functions here that the notebook does not have:
+    its int8 step quantizes a stacked copy instead, which the 8B has no memory for.
     """
     keep_lesson_functions(nb)
+    if getattr(model.checkpoint, "quantization", None) == PACKED and sys.byteorder != "little":
+        raise ValueError("a packed int8 file's bytes are 32-bit words on a little-endian CPU only: write this "
+                         "model with quantize_checkpoint.py --layout plain")
     swaps = {"attention_heads": nb["attention_heads_fused"], "forward": nb["forward_fixed"], "linear": nb["linear_packed"]}
     if isinstance(model.checkpoint, Int8Checkpoint):
+        def stored_int8(model, name: str) -> tuple[Tensor, Tensor] | None:  # (q or its words, scale), as stored
+            q, scale = model.checkpoint.int8(name) or (None, None)
+            if q is None or model.checkpoint.quantization != PACKED:
+                return q if q is None else (q, scale)
+            return q.view(torch.float32), scale  # the file's bytes as words: no copy
+
         def int8_layer_weights(model, i: int) -> dict:
             names = {short: f"layers.{i}.{name}" for short, name in LAYER_TENSORS.items()}
-            return {short: model.checkpoint.int8(name) or model.checkpoint[name].to(model.device, model.dtype)
+            return {short: stored_int8(model, name) or model.checkpoint[name].to(model.device, model.dtype)
                     for short, name in names.items()}  # matrices as (q, scale); norms in the compute dtype
 
         def int8_output_matrix(model):
-            return model.checkpoint.int8("output.weight")  # quantize_checkpoint.py writes one for a tied model too
+            return stored_int8(model, "output.weight")  # quantize_checkpoint.py writes one for a tied model too
 
         swaps |= {"layer_weights": int8_layer_weights, "output_matrix": int8_output_matrix}
     nb["swap_in"](swaps)

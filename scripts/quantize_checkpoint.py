@@ -7,7 +7,8 @@ This script writes such a folder, in Meta's layout, for the notebook to read as 
                                 and output.weight as int8, each with its float32 scales, shape (rows,), under
                                 the same name + "_scale" (layers.0.attention.wq.weight_scale);
                                 tok_embeddings.weight and the norms bit-identical to SRC's
-    DST/params.json             SRC's, with "quantization": "int8" added (nothing else changed)
+    DST/params.json             SRC's, with "quantization": "int8-packed" added (nothing else changed;
+                                "int8" with --layout plain)
     DST/tokenizer.model         copied (and tokenizer_config.json, if SRC has one)
 
 The quantization is per output row: scale = max|w_row| / 127, computed in float32 from SRC's weights
@@ -17,6 +18,13 @@ matrix as q · scale in float32, within scale / 2 (1/254 of its row's largest we
 SRC (no output.weight: the embedding is also the output matrix) gets an output.weight, the int8 copy of its
 embedding, while the embedding itself stays exact for the lookup. The format is described in full in
 llama3_files' docstring.
+
+Layout (--layout): "packed", the default, stores each int8 matrix with its columns interleaved four by four
+(stored column 4k + j is column j·in/4 + k, llama3_files.interleave_columns): the matrix's bytes are then the
+notebook's speed-up 7 words, four weights to a 32-bit word, which section 19's compiled decode step reads
+straight from the memory-mapped file (notebook_code.use_stored_weights), without the copy that packing would
+cost; every matrix's number of columns must be a multiple of 4. "plain" keeps every column in its place
+(what this script wrote before; the notebook reads both). Dequantized, the two are the same matrix.
 
 SRC is read with the notebook's own loader and checks (llama3_files): torch.load(..., weights_only=True,
 mmap=True), so a pickle that would run code is refused without running it; a damaged file, an HTML page
@@ -40,7 +48,7 @@ checked before anything is written; DST is written as *.tmp files renamed into p
 disk or an interrupt never leaves a half-written file under a real name.
 
 Usage:
-    python scripts/quantize_checkpoint.py SRC DST [--force]
+    python scripts/quantize_checkpoint.py SRC DST [--layout packed|plain] [--force]
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ if TYPE_CHECKING:  # torch, tqdm and llama3_files (which imports torch) stay laz
 
 BLOCK_BYTES = 16 * 2**20  # the float32 bytes of the rows quantized at a time
 ROW_ERROR_BOUND = 1 / 254  # |q · scale - w| <= scale / 2 = max|w_row| / 254
+LAYOUTS = {"packed": "int8-packed", "plain": "int8"}  # --layout -> params.json's "quantization"
 
 
 class QuantizeError(Exception):
@@ -82,6 +91,7 @@ class Summary:
     source_bytes: int  # SRC's tensors
     output_bytes: int  # DST's tensors: int8 matrices, their scales, the kept tensors
     source_dtypes: list[str]
+    quantization: str = "int8-packed"  # params.json's "quantization": "int8-packed" or "int8" (LAYOUTS)
     max_error: float = 0.0  # the largest |q · scale - w| / max|w_row| over every row of every matrix
     max_error_name: str = ""
     seconds: float = 0.0
@@ -117,7 +127,7 @@ def fill_tensors(stored: dict[str, torch.Tensor], state: dict[str, torch.Tensor]
     import torch
     from tqdm import tqdm
 
-    from llama3_files import SCALE_SUFFIX, first_non_finite, non_finite_error, row_blocks
+    from llama3_files import PACKED, SCALE_SUFFIX, first_non_finite, interleave_columns, non_finite_error, row_blocks
 
     sources = {name: state[name] for name in summary.kept}
     sources |= {name: state.get(name, state["tok_embeddings.weight"]) for name in summary.quantized}
@@ -137,7 +147,7 @@ def fill_tensors(stored: dict[str, torch.Tensor], state: dict[str, torch.Tensor]
                         what, (row, col) = first_non_finite(block)
                         raise QuantizeError(str(non_finite_error(name if name in state else "tok_embeddings.weight",
                                                                  "", where, what, f" at {[start + row, col]}")))
-                    q_out[start:start + len(q)] = q
+                    q_out[start:start + len(q)] = interleave_columns(q) if summary.quantization == PACKED else q
                     scale_out[start:start + len(q)] = scale
                     error = q.float().mul_(scale[:, None]).sub_(w).abs_().amax(dim=1) / (127 * scale)
                     if (worst := error.max().item()) > summary.max_error:
@@ -190,11 +200,12 @@ def load_source(src: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, params
 
 
-def output_layout(state: dict[str, torch.Tensor]) -> tuple[dict[str, tuple[tuple[int, ...], torch.dtype]], Summary]:
+def output_layout(state: dict[str, torch.Tensor], quantization: str = "int8-packed"
+                  ) -> tuple[dict[str, tuple[tuple[int, ...], torch.dtype]], Summary]:
     """DST's tensors in SRC's order (each matrix followed by its scales; a tied SRC's output.weight last)."""
     import torch
 
-    from llama3_files import SCALE_SUFFIX, is_int8_matrix
+    from llama3_files import INT8_PER_WORD, PACKED, SCALE_SUFFIX, is_int8_matrix
 
     tied = "output.weight" not in state
     shapes = {name: tuple(t.shape) for name, t in state.items()}
@@ -203,6 +214,10 @@ def output_layout(state: dict[str, torch.Tensor]) -> tuple[dict[str, tuple[tuple
     layout, quantized, kept = {}, [], []
     for name, shape in shapes.items():
         if is_int8_matrix(name):
+            if quantization == PACKED and shape[1] % INT8_PER_WORD:
+                raise QuantizeError(f"{name} has {shape[1]} columns, not a multiple of {INT8_PER_WORD}: the packed "
+                                    f"layout stores {INT8_PER_WORD} weights to a word; write this model with "
+                                    "--layout plain")
             layout[name] = (shape, torch.int8)
             layout[name + SCALE_SUFFIX] = ((shape[0],), torch.float32)
             quantized.append(name)
@@ -212,21 +227,22 @@ def output_layout(state: dict[str, torch.Tensor]) -> tuple[dict[str, tuple[tuple
     summary = Summary(quantized=quantized, kept=kept, tied=tied,
                       source_bytes=sum(t.numel() * t.element_size() for t in state.values()),
                       output_bytes=sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values()),
-                      source_dtypes=sorted({str(t.dtype).removeprefix("torch.") for t in state.values()}))
+                      source_dtypes=sorted({str(t.dtype).removeprefix("torch.") for t in state.values()}),
+                      quantization=quantization)
     return layout, summary
 
 
 # --------------------------------------------------------------------------- params.json
-def quantized_params_text(text: str) -> str:
-    """params.json TEXT with "quantization": "int8" added as its last key, nothing else changed.
+def quantized_params_text(text: str, quantization: str = "int8-packed") -> str:
+    """params.json TEXT with "quantization": QUANTIZATION added as its last key, nothing else changed.
 
     The entry is added to the text, with the separator SRC's entries use, so key order, spacing and the
     spelling of every other value (1e-05, 500000.0) stay byte for byte as in SRC.
     """
-    expected = {**json.loads(text), "quantization": "int8"}
+    expected = {**json.loads(text), "quantization": quantization}
     separator, end = re.search(r',(\s*)"', text), re.search(r"\s*}\s*$", text)
     if separator and end:
-        new_text = f'{text[:end.start()]},{separator.group(1)}"quantization": "int8"{text[end.start():]}'
+        new_text = f'{text[:end.start()]},{separator.group(1)}"quantization": {json.dumps(quantization)}{text[end.start():]}'
         try:
             if list(json.loads(new_text).items()) == list(expected.items()):
                 return new_text
@@ -236,15 +252,18 @@ def quantized_params_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- the job
-def quantize_checkpoint(src: str | Path, dst: str | Path, force: bool = False, progress: bool = False) -> Summary:
-    """Write the int8 copy of the Meta folder SRC into the folder DST (see the module doc)."""
+def quantize_checkpoint(src: str | Path, dst: str | Path, force: bool = False, progress: bool = False,
+                        layout: str = "packed") -> Summary:
+    """Write the int8 copy of the Meta folder SRC into the folder DST (see the module doc), in LAYOUT."""
     start = time.perf_counter()
     src, dst = Path(src), Path(dst)
+    if layout not in LAYOUTS:
+        raise QuantizeError(f"layout {layout!r}: write one of {', '.join(LAYOUTS)}")
     check_source(src)
     check_destination(src, dst, force)
 
     state, _ = load_source(src)
-    layout, summary = output_layout(state)
+    tensors, summary = output_layout(state, LAYOUTS[layout])
     summary.copied_files = [name for name in TOKENIZER_NAMES if (src / name).is_file()]
     summary.ignored_files = sorted(p.name for p in src.iterdir() if p.name not in OUTPUT_NAMES)
 
@@ -260,9 +279,10 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, force: bool = False, p
     with cleaned_up_on_failure(tmp.values(), created):
         # Everything goes to *.tmp first and is renamed at the very end: an
         # interrupted run never leaves a half-written file under a real name.
-        save_tensors_in_place(layout, tmp[CHECKPOINT_NAME],
+        save_tensors_in_place(tensors, tmp[CHECKPOINT_NAME],
                               lambda stored: fill_tensors(stored, state, where, summary, progress))
-        write_text(tmp[PARAMS_NAME], quantized_params_text((src / PARAMS_NAME).read_text(encoding="utf-8")))
+        write_text(tmp[PARAMS_NAME], quantized_params_text((src / PARAMS_NAME).read_text(encoding="utf-8"),
+                                                           summary.quantization))
         for name in summary.copied_files:
             copy_file(src / name, tmp[name])
         # The checkpoint last: a folder with the new consolidated.00.pth is complete.
@@ -284,15 +304,16 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, force: bool = False, p
 # --------------------------------------------------------------------------- CLI
 def report(summary: Summary, dst: Path) -> str:
     tied = " (SRC is tied: output.weight is the int8 copy of tok_embeddings.weight)" if summary.tied else ""
+    packed = ", columns interleaved four to a word (the packed layout)" if summary.quantization != "int8" else ""
     lines = [
-        f"quantized {len(summary.quantized)} matrices to int8 with one float32 scale per row{tied}",
+        f"quantized {len(summary.quantized)} matrices to int8 with one float32 scale per row{packed}{tied}",
         f"tensors: {human_size(summary.source_bytes)} in SRC ({', '.join(summary.source_dtypes)}) -> "
         f"{human_size(summary.output_bytes)} in DST, {summary.output_bytes / summary.source_bytes:.0%}",
         "kept as stored: " + ", ".join(name for name in summary.kept if not name.startswith("layers."))
         + f" and the layers' {sum(name.startswith('layers.') for name in summary.kept)} norms",
         f"largest round-trip error |q·scale - w|: {summary.max_error:.3%} of its row's largest weight "
         f"({summary.max_error_name}; at most 1/254 = {ROW_ERROR_BOUND:.3%})",
-        f"wrote {dst}: " + ", ".join([CHECKPOINT_NAME, f'{PARAMS_NAME} ("quantization": "int8")',
+        f"wrote {dst}: " + ", ".join([CHECKPOINT_NAME, f'{PARAMS_NAME} ("quantization": "{summary.quantization}")',
                                       *summary.copied_files]) + f" in {summary.seconds:.1f} s",
     ]
     if "tokenizer.model" not in summary.copied_files:
@@ -313,6 +334,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("src", type=Path, help="source folder (Meta's layout); only read")
     parser.add_argument("dst", type=Path, help="destination folder (created; must not exist or be empty)")
+    parser.add_argument("--layout", choices=tuple(LAYOUTS), default="packed",
+                        help="packed (the default): each matrix's columns interleaved four by four, so that "
+                        "section 19's compiled step reads its bytes as 32-bit words without a copy; plain: every "
+                        "column in its place")
     parser.add_argument("--force", action="store_true",
                         help="write into an existing non-empty destination, replacing this script's files there")
     return parser.parse_args(argv)
@@ -321,7 +346,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
-        summary = quantize_checkpoint(args.src, args.dst, force=args.force, progress=True)
+        summary = quantize_checkpoint(args.src, args.dst, force=args.force, progress=True, layout=args.layout)
     except (QuantizeError, TruncateError) as exc:  # TruncateError: the destination check shared with truncate
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -245,7 +245,7 @@ def test_read_params_names_a_quantization_other_than_int8(value, tiny_checkpoint
     with pytest.raises(InputError) as caught:
         read_params(tmp_path)
     assert str(caught.value).startswith(f"{tmp_path / 'params.json'}: 'quantization' is {value!r}, but the only "
-                                        'quantization this notebook reads is "int8"')
+                                        'quantizations this notebook reads are "int8" and "int8-packed"')
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +290,16 @@ def test_an_int8_checkpoint_with_params_that_do_not_say_int8_is_refused(int8_mod
         check_int8({k: v for k, v in params.items() if k != "quantization"}, state)
     assert str(caught.value).startswith(f"models/q/ holds int8 weights and their scales ({WQ}_scale, ...), but "
                                         'models/q/params.json does not say "quantization": "int8"')
+
+
+def test_an_int8_file_read_in_another_layout_than_its_params_say_is_refused(int8_model):
+    params, state = int8_model
+    packed = llama3_files.Config.from_params(params | {"quantization": "int8-packed"})
+    check_checkpoint(merge_shards([state], [Path("x")], "int8-packed"), packed, "models/q/")  # read as it says
+    with pytest.raises(InputError) as caught:  # read without params.json's layout: its columns would be misplaced
+        check_checkpoint(merge_shards([state], [Path("x")]), packed, "models/q/")
+    assert str(caught.value) == ('models/q/ was read as "quantization": "int8", but models/q/params.json says '
+                                 '"int8-packed": load it with load_checkpoint(folder), which reads the layout from it')
 
 
 @pytest.mark.parametrize("int8_params", [False, True], ids=["float-params", "int8-params"])

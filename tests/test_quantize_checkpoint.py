@@ -1,9 +1,13 @@
 """scripts/quantize_checkpoint.py: Meta's layout with int8 matrices and one scale per row, read by the notebook.
 
-Four layouts (GQA, MQA, tied, Llama 3.1's scaled RoPE): every weight within scale / 2 of the source's, the
-scales per row (and a check that fails on scales per column); the int8 folder read by llama3_files and the
-notebook's forward gives the logits of Meta's reference model run on the dequantized weights; one run of the
-real notebook on an int8 folder; the script's refusals; and its memory: it streams.
+Four layouts (GQA, MQA, tied, Llama 3.1's scaled RoPE) in the packed layout (the default), and GQA in the
+plain one: every weight within scale / 2 of the source's, the scales per row (and a check that fails on scales
+per column); the packed matrices' bytes are the notebook's speed-up 7 words (pack_int8), which its shifts
+unpack (and a check that fails on columns left in place); the int8 folder read by llama3_files and the
+notebook's forward gives the logits of Meta's reference model run on the dequantized weights, and section 19's
+decode step on the stored weights (notebook_code.use_stored_weights: packed words viewed without a copy,
+eager and compiled) gives the lesson's logits; one run of the real notebook on an int8 folder; the script's
+refusals; and its memory: it streams.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ LAYOUTS = {  # tiny_checkpoint_factory's arguments: bf16 on disk, like Meta's fi
     "mqa": {"config": "mqa"},  # n_kv_heads = 1
     "tied": {"config": "gqa2", "tied": True},  # no output.weight
     "scaled-rope": {"config": "gqa2", "use_scaled_rope": True},  # Llama 3.1
+    "plain": {"config": "gqa2", "layout": "plain"},  # quantize_checkpoint.py --layout plain: columns in place
 }
 # <|begin_of_text|> and 23 more ids; any ids below the vocabulary size would do.
 TOKENS = [128000, 791, 6864, 315, 9822, 374, 12366, 13, 578, 6864, 315, 9635, 374, 20437, 13, 578, 6864, 315,
@@ -99,9 +104,11 @@ def quantized(tmp_path_factory, tiny_checkpoint_factory):
 
     def make(layout: str):
         if layout not in made:
-            src = tiny_checkpoint_factory(**LAYOUTS[layout])
+            args = dict(LAYOUTS[layout])
+            storage = args.pop("layout", "packed")
+            src = tiny_checkpoint_factory(**args)
             root = tmp_path_factory.mktemp(f"int8-{layout}")
-            summary = qc.quantize_checkpoint(src, root / "int8")
+            summary = qc.quantize_checkpoint(src, root / "int8", layout=storage)
             made[layout] = (src, root / "int8", summary, dequantized_folder(root / "int8", src, root / "dequantized"))
         return made[layout]
 
@@ -113,6 +120,12 @@ def nb():
     from notebook_code import load_notebook_functions
 
     return load_notebook_functions()
+
+
+def columns_in_place(q: torch.Tensor, packed: bool, nb: dict) -> torch.Tensor:
+    """A stored int8 matrix with every column in its place: a packed one's bytes taken as the notebook's
+    speed-up 7 words and unpacked with its shifts (nb["unpack_rows"]), not with llama3_files' own order."""
+    return nb["unpack_rows"](q.view(torch.float32)).to(torch.int8) if packed else q
 
 
 # --------------------------------------------------------------------------- the files
@@ -137,8 +150,10 @@ def test_the_files_follow_the_int8_format(layout, quantized):
     assert (dst / CKPT).stat().st_size - summary.output_bytes < 64 * 1024
     # params.json: the source's text, one key added
     src_text, dst_text = (src / "params.json").read_text(), (dst / "params.json").read_text()
-    assert list(json.loads(dst_text).items()) == [*json.loads(src_text).items(), ("quantization", "int8")]
-    assert dst_text == src_text.rstrip()[:-1].rstrip() + ',\n  "quantization": "int8"\n}\n'
+    quantization = "int8" if layout == "plain" else "int8-packed"
+    assert summary.quantization == quantization
+    assert list(json.loads(dst_text).items()) == [*json.loads(src_text).items(), ("quantization", quantization)]
+    assert dst_text == src_text.rstrip()[:-1].rstrip() + f',\n  "quantization": "{quantization}"\n}}\n'
     assert (dst / "tokenizer.model").read_bytes() == (src / "tokenizer.model").read_bytes()
     assert sorted(p.name for p in dst.iterdir()) == [CKPT, "params.json", "tokenizer.model"]
     assert 0 < summary.max_error <= 1 / 254 + 1e-6
@@ -147,15 +162,37 @@ def test_the_files_follow_the_int8_format(layout, quantized):
 def test_meta_8b_params_json_keeps_its_exact_text():
     text = (REPO / "Meta-Llama-3-8B" / "params.json").read_text()
     assert qc.quantized_params_text(text) == text.replace('"rope_theta": 500000.0}',
-                                                          '"rope_theta": 500000.0, "quantization": "int8"}')
+                                                          '"rope_theta": 500000.0, "quantization": "int8-packed"}')
+    assert qc.quantized_params_text(text, "int8") == text.replace('"rope_theta": 500000.0}',
+                                                                  '"rope_theta": 500000.0, "quantization": "int8"}')
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_every_matrix_is_quantized_per_row_within_half_a_scale(layout, quantized):
+def test_every_matrix_is_quantized_per_row_within_half_a_scale(layout, quantized, nb):
     src, dst, summary, _ = quantized(layout)
-    source, stored = load(src), load(dst)
+    source, stored, checkpoint = load(src), load(dst), load_checkpoint(dst)
+    packed = summary.quantization == "int8-packed"
     for name in summary.quantized:
-        assert_rows_quantized(source_of(source, name), stored[name], stored[name + "_scale"])
+        q, scale = columns_in_place(stored[name], packed, nb), stored[name + "_scale"]
+        assert_rows_quantized(source_of(source, name), q, scale)
+        if packed:  # the bytes are the notebook's words: pack_int8 of the matrix with its columns in place
+            assert torch.equal(stored[name].view(torch.int32), nb["pack_int8"](q).view(torch.int32))
+        assert torch.equal(checkpoint[name], q.float() * scale[:, None])  # read back: every column in its place
+
+
+def test_the_packed_check_fails_on_columns_left_in_place(nb, tiny_checkpoint_factory):
+    w = load(tiny_checkpoint_factory("gqa2"))["layers.0.feed_forward.w1.weight"]
+    q, scale = qc.quantize_rows(w)
+    assert_rows_quantized(w, columns_in_place(llama3_files.interleave_columns(q), True, nb), scale)
+    with pytest.raises(AssertionError, match="round-trip error .* above scale / 2 of its row"):
+        assert_rows_quantized(w, columns_in_place(q, True, nb), scale)  # stored in place, read as packed
+
+
+def test_the_packed_layout_uses_the_notebooks_word_size(nb):
+    assert llama3_files.INT8_PER_WORD == nb["PER_WORD"]
+    q = torch.arange(-64, 64, dtype=torch.int8).view(4, 32)
+    assert torch.equal(llama3_files.deinterleave_columns(llama3_files.interleave_columns(q)), q)
+    assert torch.equal(llama3_files.interleave_columns(q), nb["interleave"](q))
 
 
 @pytest.mark.parametrize("name", ["layers.0.attention.wq.weight", "layers.0.feed_forward.w1.weight"],
@@ -186,7 +223,7 @@ def test_forward_on_the_int8_folder_equals_meta_on_the_dequantized_weights(layou
     src, dst, _, reference_dir = quantized(layout)
     cfg = Config.from_params(read_params(dst))
     checkpoint = load_checkpoint(dst)
-    assert isinstance(checkpoint, Int8Checkpoint) and cfg.quantization == "int8"
+    assert isinstance(checkpoint, Int8Checkpoint) and cfg.quantization == checkpoint.quantization
     check_checkpoint(checkpoint, cfg, f"{dst}/")
     ours = nb["forward"](nb["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32), TOKENS)
 
@@ -206,7 +243,32 @@ def test_the_notebook_runs_on_an_int8_folder(quantized, meta_parallel, tmp_path)
     torch.testing.assert_close(saved["next_token_logits"], reference, atol=1e-4, rtol=0)
 
 
-def test_int8_checkpoint_reads_shapes_and_counts_without_dequantizing(quantized, monkeypatch):
+@pytest.mark.parametrize("layout, compiled", [("gqa", False), ("gqa", True), ("tied", True), ("plain", False)],
+                         ids=["packed", "packed-compiled", "tied-packed-compiled", "plain"])
+def test_the_decode_step_on_the_stored_int8_weights_gives_the_lessons_logits(layout, compiled, quantized):
+    from notebook_code import load_notebook_functions, use_stored_weights
+
+    _, dst, summary, _ = quantized(layout)
+    cfg, checkpoint = Config.from_params(read_params(dst)), load_checkpoint(dst)
+    lesson, ns = load_notebook_functions(), load_notebook_functions()
+    reference = lesson["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32)  # dequantized as read
+    model = use_stored_weights(ns, ns["Model"](checkpoint, cfg, torch.device("cpu"), torch.float32), compiled)
+    q, scale = ns["layer_weights"](model, 0)["w1"]
+    stored = checkpoint.int8("layers.0.feed_forward.w1.weight")[0]
+    if summary.quantization == "int8-packed":  # the file's bytes as words, not a copy of them
+        assert q.dtype == torch.float32 and q.data_ptr() == stored.data_ptr()
+    else:
+        assert q.dtype == torch.int8
+    torch._dynamo.reset()
+    cache, ref_cache = ns["new_kv_cache"](model, len(TOKENS)), lesson["new_kv_cache"](reference, len(TOKENS))
+    prompt = len(TOKENS) - 2
+    for start, n in [(0, prompt), (prompt, 1), (prompt + 1, 1)]:  # the prompt, then two decode steps
+        torch.testing.assert_close(ns["forward"](model, TOKENS[start:start + n], start, cache),
+                                   lesson["forward"](reference, TOKENS[start:start + n], start, ref_cache),
+                                   atol=1e-4, rtol=0)
+
+
+def test_int8_checkpoint_reads_shapes_and_counts_without_dequantizing(quantized, monkeypatch, nb):
     src, dst, summary, _ = quantized("gqa")
     checkpoint, stored = load_checkpoint(dst), load(dst)
     assert list(checkpoint) == list(load(src)) and len(checkpoint) == len(load(src))
@@ -214,7 +276,8 @@ def test_int8_checkpoint_reads_shapes_and_counts_without_dequantizing(quantized,
     q, scale = checkpoint.int8(name)
     assert torch.equal(q, stored[name]) and torch.equal(scale, stored[name + "_scale"])
     assert checkpoint.int8("norm.weight") is None and torch.equal(checkpoint["norm.weight"], stored["norm.weight"])
-    assert torch.equal(checkpoint[name], q.float() * scale[:, None]) and checkpoint[name].dtype == torch.float32
+    expected = columns_in_place(q, True, nb).float() * scale[:, None]  # "gqa" is packed
+    assert torch.equal(checkpoint[name], expected) and checkpoint[name].dtype == torch.float32
     with pytest.raises(KeyError):
         checkpoint[name + "_scale"]
 
@@ -232,7 +295,7 @@ def test_truncating_an_int8_folder_keeps_it_int8(quantized, tmp_path):
     truncate_checkpoint.truncate_checkpoint(dst, tmp_path / "cut", 1)
     cfg = Config.from_params(read_params(tmp_path / "cut"))
     checkpoint = load_checkpoint(tmp_path / "cut")
-    assert cfg.quantization == "int8" and cfg.n_layers == 1 and isinstance(checkpoint, Int8Checkpoint)
+    assert cfg.quantization == checkpoint.quantization == "int8-packed" and cfg.n_layers == 1
     check_checkpoint(checkpoint, cfg, str(tmp_path / "cut"))
 
 
@@ -251,13 +314,14 @@ def test_cli_end_to_end(tiny_checkpoint_factory, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == ("quantized 15 matrices to int8 with one float32 scale per row (SRC is tied: output.weight "
-                        "is the int8 copy of tok_embeddings.weight)")
+    assert lines[0] == ("quantized 15 matrices to int8 with one float32 scale per row, columns interleaved four to "
+                        "a word (the packed layout) (SRC is tied: output.weight is the int8 copy of "
+                        "tok_embeddings.weight)")
     source_bytes = sum(t.nbytes for t in load(src).values())
     assert lines[1].startswith(f"tensors: {qc.human_size(source_bytes)} in SRC (bfloat16) -> ")
     assert lines[2] == "kept as stored: tok_embeddings.weight, norm.weight and the layers' 4 norms"
     assert lines[3].startswith("largest round-trip error |q·scale - w|: 0.39") and "at most 1/254 = 0.394%" in lines[3]
-    assert lines[4].startswith(f"wrote {tmp_path / 'a' / 'int8'}: {CKPT}, params.json (\"quantization\": \"int8\"), "
+    assert lines[4].startswith(f"wrote {tmp_path / 'a' / 'int8'}: {CKPT}, params.json (\"quantization\": \"int8-packed\"), "
                                "tokenizer.model in ")
 
 
@@ -266,7 +330,7 @@ def test_cli_end_to_end(tiny_checkpoint_factory, tmp_path):
     ("missing-src", "does not exist or is not a directory"),
     ("dst-is-src", "is the source folder; choose another folder"),
     ("non-empty-dst", "already exists and is not empty; use --force"),
-    ("already-int8", 'params.json says "quantization": "int8": {src} is already an int8 checkpoint'),
+    ("already-int8", 'params.json says "quantization": "int8-packed": {src} is already an int8 checkpoint'),
     ("int8-without-params", "holds int8 weights and their scales (layers.0.attention.wq.weight_scale, ...): it is "
                             "already an int8 checkpoint"),
     ("nan-weight", "layers.1.attention.wo.weight in {src}/consolidated.00.pth holds NaN (not a number) at [7, 3], "
@@ -302,6 +366,15 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(case, expected, tiny_che
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert expected.format(src=src) in err, err
     assert snapshot(tmp_path) == before  # nothing written, nothing left half-written
+
+
+def test_the_packed_layout_refuses_a_matrix_whose_columns_do_not_fill_words():
+    state = {"tok_embeddings.weight": torch.zeros(8, 6), "layers.0.attention.wq.weight": torch.zeros(6, 6)}
+    with pytest.raises(qc.QuantizeError) as caught:
+        qc.output_layout(state, "int8-packed")
+    assert str(caught.value) == ("layers.0.attention.wq.weight has 6 columns, not a multiple of 4: the packed layout "
+                                 "stores 4 weights to a word; write this model with --layout plain")
+    assert qc.output_layout(state, "int8")[1].quantized == ["layers.0.attention.wq.weight", "output.weight"]
 
 
 def test_a_disk_that_fills_up_while_quantizing_leaves_nothing(tiny_checkpoint_factory, tmp_path, monkeypatch, capsys):
