@@ -47,6 +47,7 @@ import math
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -94,6 +95,10 @@ def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int,
         raise InputError(f"TOP_P = {top_p!r}: it must be a number more than 0 and at most 1")
     if not isinstance(compile_step, bool):
         raise InputError(f"COMPILE = {compile_step!r}: it must be True or False")
+    if compile_step and device.type == "cpu" and cpp_compiler() is None:  # else torch.compile fails cells later
+        raise InputError("COMPILE = True: on the CPU, torch.compile writes C++ and needs a C++ compiler, and none was "
+                         f"found (the CXX variable, or one of {', '.join(CPP_COMPILERS)} on the PATH): install one "
+                         "(Debian or Ubuntu: apt install g++; macOS: xcode-select --install) or set COMPILE = False")
     if not is_whole_number(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
         raise InputError(f"SEED = {seed!r}: it must be a whole number, e.g. 0 (torch.Generator().manual_seed takes "
                          "-2**63 to 2**64 - 1)")
@@ -101,6 +106,13 @@ def check_parameters(device: str | None, dtype: str | None, max_new_tokens: int,
 
 
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.Generator().manual_seed accepts
+CPP_COMPILERS = ("g++", "clang++", "c++", "cl")  # what Inductor can build its CPU code with
+
+
+def cpp_compiler() -> str | None:
+    """The path of a C++ compiler for torch.compile on the CPU (the CXX variable first), or None."""
+    names = ([os.environ["CXX"]] if os.environ.get("CXX") else []) + list(CPP_COMPILERS)
+    return next((path for name in names if (path := shutil.which(name))), None)
 
 
 def check_text_parameters(prompt: str | None, prompt_special_tokens: bool, chat_message: str) -> None:

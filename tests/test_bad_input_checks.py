@@ -73,6 +73,24 @@ def test_check_parameters_accepts_every_good_kind(name, value):
         torch.Generator().manual_seed(value)  # what the notebook does with it
 
 
+def test_compile_on_the_cpu_needs_a_cpp_compiler(monkeypatch):
+    found = {}
+    monkeypatch.setattr(llama3_files.shutil, "which", lambda name: found.get(name))
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(InputError, match=r"COMPILE = True: .* needs a C\+\+ compiler, and none was found"):
+        check_parameters(**(GOOD | {"compile_step": True}))
+    assert check_parameters(**GOOD) == torch.device("cpu")  # COMPILE = False needs none
+    monkeypatch.setenv("CXX", "my-g++")
+    with pytest.raises(InputError, match="apt install g"):  # a CXX that names no program is no compiler
+        check_parameters(**(GOOD | {"compile_step": True}))
+    found["my-g++"] = "/opt/bin/my-g++"
+    assert llama3_files.cpp_compiler() == "/opt/bin/my-g++"
+    monkeypatch.delenv("CXX")
+    found.clear()
+    found["clang++"] = "/usr/bin/clang++"  # any one of them will do
+    assert check_parameters(**(GOOD | {"compile_step": True})) == torch.device("cpu")
+
+
 def test_check_parameters_keeps_the_notebooks_call_of_five_arguments():
     assert check_parameters("cpu", None, 24, 0.0, 0.9) == torch.device("cpu")  # SEED is optional
 
