@@ -20,6 +20,15 @@ Measured, each as the median of --repeats runs after one warm-up run, the two si
              that argument), skipped with a message while the notebook has no generate_batch. --plot PATH also
              draws tokens/s against B for both (a PNG).
 
+With --llama-cpp DIR (the bin folder of a llama.cpp build that holds llama-bench and llama-quantize; never a
+dependency, the README says how to build one), llama.cpp is timed too, in the same rounds, taking its turn after
+the others: the --hf-model GGUF file requantized once by llama-quantize --allow-requantize into F32, BF16 and Q8_0
+(kept in --llama-cpp-ggufs; for the demo model the F32 file holds exactly the weights the notebook runs), each run
+as `llama-bench -r 1` per round for --new-tokens tokens after no prompt, and for a --prompt-tokens prefill; its
+tokens/s are the ones llama-bench reports, the median over the rounds. Each type is set beside the notebook's step
+with as many bytes per weight (F32: the compiled float32 step, BF16: bf16 weights, Q8_0: int8 weights, though
+Q8_0 keeps one scale per 32 weights where the notebook keeps one per row).
+
 The last line printed is one JSON object with the numbers (with --batch, also a "batch" key: one entry per B).
 A --model-dir is loaded and checked with the notebook's own functions (torch.load(..., weights_only=True,
 mmap=True): a pickle that would run code is refused without running it); a bad file or params.json ends in one
@@ -35,12 +44,15 @@ activations) and int8 weights (quantize_packed: one scale per output row, four w
 each compiles in its warm-up run, which is not timed, and each is checked for the same greedy tokens as
 transformers. The int8 weights' quality against float32 is measured as the notebook does (passage_logits on
 QUALITY_TEXT, teacher-forced): top-1 agreement, mean KL divergence and both perplexities. The JSON line then also has compiled_, bf16_ and int8_tokens_per_s, their
-*_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and int8_perplexity.
+*_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and int8_perplexity. With
+--llama-cpp: llama_cpp_f32_tokens_per_s, llama_cpp_f32_prefill_tokens_per_s and llama_cpp_f32_ratio (to
+transformers), the same for bf16 and q8_0, and compiled_, bf16_ and int8_to_llama_cpp (the notebook's step over
+llama.cpp's of the same bytes per weight).
 
 Usage:
     python scripts/benchmark.py [--repeats 5] [--new-tokens 128] [--prompt-tokens 512] [--threads N] [--no-cache]
                                 [--plain] [--compile]
-                                [--batch 1,4,16 [--plot batch.png]]
+                                [--batch 1,4,16 [--plot batch.png]] [--llama-cpp path/to/llama.cpp/build/bin]
 
 From Python (tests): hf_generate_batch(hf_model, prompts, max_new_tokens, pad_id, stop_tokens) is transformers'
 batched greedy generate, each row cut after its first stop token.
@@ -50,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import inspect
 import io
 import json
@@ -66,7 +79,7 @@ import tiktoken
 import torch
 from tiktoken.load import load_tiktoken_bpe
 
-from llama3_files import InputError, load_llama3_tokenizer
+from llama3_files import CPP_COMPILERS, InputError, cpp_compiler, load_llama3_tokenizer
 from notebook_code import load_checked_checkpoint, load_notebook_functions, use_decode_step, use_fast_path
 from safe_write import cleaned_up_on_failure
 
@@ -182,6 +195,67 @@ def int8_quality(variants: dict[str, tuple[dict, object]], tokenizer: tiktoken.E
             "int8_kl": float(kl.sum(-1).mean()),
             "float32_perplexity": float(torch.nn.functional.cross_entropy(ref[:-1], targets).exp()),
             "int8_perplexity": float(torch.nn.functional.cross_entropy(q8[:-1], targets).exp())}
+
+
+LLAMA_CPP_TYPES = {"F32": "compiled", "BF16": "bf16", "Q8_0": "int8"}  # llama.cpp's type -> the step it is set beside
+LLAMA_CPP_GGUFS = REPO_ROOT / "models" / ".cache" / "llama.cpp"
+
+
+def llama_cpp_tool(bin_dir: Path, name: str) -> Path:
+    exe = bin_dir / name
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        raise BenchmarkError(f"--llama-cpp {bin_dir}: no executable {name} there; give the bin folder of a llama.cpp "
+                             "build with llama-bench and llama-quantize (the README says how to build one)")
+    return exe
+
+
+def llama_cpp_ggufs(bin_dir: Path, source: Path, folder: Path) -> dict[str, Path]:
+    """SOURCE (a GGUF file) in each of LLAMA_CPP_TYPES, written into FOLDER by llama-quantize the first time."""
+    if source.suffix != ".gguf":
+        raise BenchmarkError(f"--llama-cpp needs the weights as a GGUF file for llama.cpp; --hf-model is {source}")
+    quantize = llama_cpp_tool(bin_dir, "llama-quantize")
+    files = {kind: folder / f"{source.stem}.{kind}.gguf" for kind in LLAMA_CPP_TYPES}
+    created = [] if folder.is_dir() else [folder]
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, path in files.items():
+        if path.exists():
+            continue
+        partial = path.with_name(path.name + ".partial")
+        print(f"llama-quantize: {shown(source)} -> {kind}", flush=True)
+        with cleaned_up_on_failure([partial], created):
+            result = subprocess.run([str(quantize), "--allow-requantize", str(source), str(partial), kind],
+                                    capture_output=True, text=True)
+            if result.returncode != 0 or not partial.is_file():
+                last = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+                raise BenchmarkError(f"{quantize} could not write {kind} from {source} (exit status "
+                                     f"{result.returncode}): {last}")
+            partial.rename(path)
+    return files
+
+
+class LlamaBench:
+    """llama.cpp's llama-bench on one GGUF file: each call runs it once (-r 1) and keeps the tokens/s it reports."""
+
+    def __init__(self, exe: Path, gguf: Path, threads: int, prompt_tokens: int, new_tokens: int):
+        self.command = [str(exe), "-m", str(gguf), "-t", str(threads), "-p", str(prompt_tokens), "-n", str(new_tokens),
+                        "-r", "1", "-o", "csv"]
+        self.rates: list[float] = []
+
+    def __call__(self) -> float:
+        result = subprocess.run(self.command, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+            raise BenchmarkError(f"{' '.join(self.command)} failed (exit status {result.returncode}): {last}")
+        try:
+            rate = float(list(csv.DictReader(io.StringIO(result.stdout)))[-1]["avg_ts"])
+        except (IndexError, KeyError, ValueError):
+            raise BenchmarkError(f"{self.command[0]} printed no CSV row with an avg_ts column: "
+                                 f"{result.stdout[:200]!r}") from None
+        self.rates.append(rate)
+        return rate
+
+    def median(self) -> float:  # interleaved() calls it once more than --repeats: the first call is its warm-up
+        return statistics.median(self.rates[1:] or self.rates)
 
 
 def load_hf_model(hf_model: Path):
@@ -495,6 +569,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "sizes, e.g. 1,4,16 (default: not run)")
     parser.add_argument("--plot", type=Path, default=None, metavar="PATH",
                         help="with --batch: write a PNG of tokens/s against batch size to PATH (a .png file)")
+    parser.add_argument("--llama-cpp", type=Path, default=None, metavar="DIR",
+                        help="also time llama.cpp on the same weights: the bin folder of a llama.cpp build holding "
+                             "llama-bench and llama-quantize (default: not run; never needed)")
+    parser.add_argument("--llama-cpp-ggufs", type=Path, default=LLAMA_CPP_GGUFS, metavar="DIR",
+                        help="with --llama-cpp: where the F32, BF16 and Q8_0 GGUF files are written the first time "
+                             "(default: models/.cache/llama.cpp)")
     args = parser.parse_args(argv)
     for name in ("repeats", "new_tokens", "prompt_tokens", "threads", "no_cache_tokens"):
         if getattr(args, name) < 1:
@@ -508,6 +588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--plot {args.plot} is a folder: give the name of a .png file")
         if not args.plot.resolve().parent.is_dir():
             parser.error(f"--plot {args.plot}: the folder {args.plot.resolve().parent} does not exist")
+    if args.llama_cpp is not None and not args.llama_cpp.is_dir():
+        parser.error(f"--llama-cpp {args.llama_cpp}: no such folder (give the bin folder of a llama.cpp build)")
     return args
 
 
@@ -530,6 +612,11 @@ def run(args: argparse.Namespace) -> int:
     if not hf_path.exists():
         raise BenchmarkError(f"--hf-model {hf_path}: no such file or folder")
 
+    if not args.plain and cpp_compiler() is None:  # section 19's decode step is always compiled
+        raise BenchmarkError("torch.compile needs a C++ compiler on the CPU and none was found (the CXX variable, or "
+                             f"one of {', '.join(CPP_COMPILERS)} on the PATH): install one, or pass --plain")
+    llama_ggufs = {} if args.llama_cpp is None else llama_cpp_ggufs(args.llama_cpp, hf_path, args.llama_cpp_ggufs)
+    llama_bench = None if args.llama_cpp is None else llama_cpp_tool(args.llama_cpp, "llama-bench")
     nb = load_notebook_functions()
     scratch = load_scratch_model(nb, args.model_dir, args.plain, args.compile)  # a bad folder: refused before timing
     busy = busy_fraction()  # other processes' share of the CPU, measured while this one sleeps
@@ -557,13 +644,17 @@ def run(args: argparse.Namespace) -> int:
     }
     for prefix, (vnb, vmodel) in variants.items():
         decode_runs[prefix] = lambda vnb=vnb, vmodel=vmodel: vnb["generate"](vmodel, decode_prompt, n_new, stop_tokens=())
+    llama_decode = {kind: LlamaBench(llama_bench, path, args.threads, 0, n_new) for kind, path in llama_ggufs.items()}
+    llama_prefill = {kind: LlamaBench(llama_bench, path, args.threads, len(prefill_prompt), 0)
+                     for kind, path in llama_ggufs.items()}
+    decode_runs |= {f"llama.cpp {kind}": bench for kind, bench in llama_decode.items()}  # last in each round
     if variants:
         print(f"the warm-up run compiles the decode step of {', '.join(variants)}: a minute or more", flush=True)
     decoded, decode_s = interleaved(decode_runs, args.repeats)
     _, prefill_s = interleaved({
         "scratch": lambda: nb["forward"](scratch, prefill_prompt, 0, nb["new_kv_cache"](scratch, len(prefill_prompt))),
         "hf": lambda: hf_prefill(hf, prefill_prompt),
-    }, args.repeats)
+    } | {f"llama.cpp {kind}": bench for kind, bench in llama_prefill.items()}, args.repeats)
     if args.no_cache:
         _, no_cache_s = interleaved({
             "scratch": lambda: scratch_no_cache(nb, scratch, decode_prompt, args.no_cache_tokens),
@@ -578,6 +669,14 @@ def run(args: argparse.Namespace) -> int:
     for prefix in variants:
         numbers[f"{prefix}_tokens_per_s"] = n_new / decode_s[prefix]
         numbers[f"{prefix}_ratio"] = numbers[f"{prefix}_tokens_per_s"] / numbers["hf_tokens_per_s"]
+    for kind in llama_ggufs:  # llama-bench's own tokens/s, the median over the rounds
+        key = f"llama_cpp_{kind.lower()}"
+        numbers[f"{key}_tokens_per_s"] = llama_decode[kind].median()
+        numbers[f"{key}_prefill_tokens_per_s"] = llama_prefill[kind].median()
+        numbers[f"{key}_ratio"] = numbers[f"{key}_tokens_per_s"] / numbers["hf_tokens_per_s"]
+        if LLAMA_CPP_TYPES[kind] in variants:
+            numbers[f"{LLAMA_CPP_TYPES[kind]}_to_llama_cpp"] = (numbers[f"{LLAMA_CPP_TYPES[kind]}_tokens_per_s"]
+                                                                / numbers[f"{key}_tokens_per_s"])
     if {"compiled", "int8"} <= variants.keys():
         numbers |= int8_quality(variants, tokenizer)
     numbers["decode_ratio"] = numbers["scratch_tokens_per_s"] / numbers["hf_tokens_per_s"]
@@ -590,18 +689,29 @@ def run(args: argparse.Namespace) -> int:
         if prefix in variants:
             rows.append((f"decode tok/s, decode step compiled, {weights} weights", numbers[f"{prefix}_tokens_per_s"],
                          numbers["hf_tokens_per_s"]))
+    for kind in llama_ggufs:
+        key = f"llama_cpp_{kind.lower()}"
+        rows.append((f"decode tok/s, llama.cpp, {kind} GGUF", numbers[f"{key}_tokens_per_s"],
+                     numbers["hf_tokens_per_s"]))
+        rows.append((f"prefill tok/s, llama.cpp, {kind} GGUF", numbers[f"{key}_prefill_tokens_per_s"],
+                     numbers["hf_prefill_tokens_per_s"]))
     if args.no_cache:
         numbers["scratch_no_cache_tokens_per_s"] = args.no_cache_tokens / no_cache_s["scratch"]
         rows.append((f"decode tok/s without KV cache ({args.no_cache_tokens} new tokens)",
                      numbers["scratch_no_cache_tokens_per_s"], None))
     print_table(rows)
-    print("ratio = scratch / transformers, above 1: the notebook is faster. Decode times the whole generate call; "
+    print("ratio = the row (the notebook, or llama.cpp where named) / transformers, above 1: faster than transformers. "
+          "Decode times the whole generate call; "
           f"the prefill of its {len(decode_prompt)}-token prompt is included and negligible.")
     if args.no_cache:
         print(f"the KV cache makes the notebook's decode "
               f"{numbers['scratch_tokens_per_s'] / numbers['scratch_no_cache_tokens_per_s']:.1f}x faster "
               f"(without it, each new token runs the whole sequence again)")
 
+    for kind in llama_ggufs:
+        if f"{LLAMA_CPP_TYPES[kind]}_to_llama_cpp" in numbers:
+            print(f"decode, the notebook's compiled step with {VARIANTS[LLAMA_CPP_TYPES[kind]]} weights against "
+                  f"llama.cpp {kind}: {numbers[f'{LLAMA_CPP_TYPES[kind]}_to_llama_cpp']:.2f}x")
     ours, theirs = decoded["scratch"], decoded["hf"]
     same = ours == theirs
     if same:
