@@ -38,16 +38,16 @@ The notebook side runs the fast path of the notebook's section 19 (notebook_code
 fused attention, the blocked float32 row product, swapped in by name); --plain times the lesson's own functions,
 --compile adds torch.compile of transformer_layer to it.
 
-Unless --plain, decode is also timed on section 19's later steps (notebook_code.use_decode_step): decode_layer with a
-fixed-size cache, compiled with torch.compile (decode_layer and final_logits), with float32, bf16 (float32
-activations) and int8 weights (quantize_packed: one scale per output row, four weights to a word, speed-up 7);
-each compiles in its warm-up run, which is not timed, and each is checked for the same greedy tokens as
-transformers. The int8 weights' quality against float32 is measured as the notebook does (passage_logits on
-QUALITY_TEXT, teacher-forced): top-1 agreement, mean KL divergence and both perplexities. The JSON line then also has compiled_, bf16_ and int8_tokens_per_s, their
-*_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and int8_perplexity. With
---llama-cpp: llama_cpp_f32_tokens_per_s, llama_cpp_f32_prefill_tokens_per_s and llama_cpp_f32_ratio (to
-transformers), the same for bf16 and q8_0, and compiled_, bf16_ and int8_to_llama_cpp (the notebook's step over
-llama.cpp's of the same bytes per weight).
+Unless --plain, decode is also timed on section 19's later steps (notebook_code.use_decode_step): decode_layer with
+a fixed-size cache, compiled with torch.compile (decode_layer and final_logits), with float32, bf16 (float32
+activations) and int8 weights (quantize_packed: one scale per output row, four weights to a word, speed-up 7); each
+compiles in its warm-up run, which is not timed, and each is checked for the same greedy tokens as transformers. The
+int8 weights' quality against float32 is measured as the notebook does (passage_logits on QUALITY_TEXT, teacher-
+forced): top-1 agreement, mean KL divergence and both perplexities. The JSON line then also has compiled_, bf16_ and
+int8_tokens_per_s, their *_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and
+int8_perplexity. With --llama-cpp: llama_cpp_f32_tokens_per_s, llama_cpp_f32_prefill_tokens_per_s and
+llama_cpp_f32_ratio (to transformers), the same for bf16 and q8_0, and compiled_, bf16_ and int8_to_llama_cpp (the
+notebook's step over llama.cpp's of the same bytes per weight).
 
 Usage:
     python scripts/benchmark.py [--repeats 5] [--new-tokens 128] [--prompt-tokens 512] [--threads N] [--no-cache]
@@ -201,6 +201,10 @@ LLAMA_CPP_TYPES = {"F32": "compiled", "BF16": "bf16", "Q8_0": "int8"}  # llama.c
 LLAMA_CPP_GGUFS = REPO_ROOT / "models" / ".cache" / "llama.cpp"
 
 
+def last_error_line(result: subprocess.CompletedProcess) -> str:  # what a failed tool said last, for our message
+    return (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+
+
 def llama_cpp_tool(bin_dir: Path, name: str) -> Path:
     exe = bin_dir / name
     if not (exe.is_file() and os.access(exe, os.X_OK)):
@@ -226,9 +230,8 @@ def llama_cpp_ggufs(bin_dir: Path, source: Path, folder: Path) -> dict[str, Path
             result = subprocess.run([str(quantize), "--allow-requantize", str(source), str(partial), kind],
                                     capture_output=True, text=True)
             if result.returncode != 0 or not partial.is_file():
-                last = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
                 raise BenchmarkError(f"{quantize} could not write {kind} from {source} (exit status "
-                                     f"{result.returncode}): {last}")
+                                     f"{result.returncode}): {last_error_line(result)}")
             partial.rename(path)
     return files
 
@@ -244,8 +247,8 @@ class LlamaBench:
     def __call__(self) -> float:
         result = subprocess.run(self.command, capture_output=True, text=True)
         if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-            raise BenchmarkError(f"{' '.join(self.command)} failed (exit status {result.returncode}): {last}")
+            raise BenchmarkError(f"{' '.join(self.command)} failed (exit status {result.returncode}): "
+                                 f"{last_error_line(result)}")
         try:
             rate = float(list(csv.DictReader(io.StringIO(result.stdout)))[-1]["avg_ts"])
         except (IndexError, KeyError, ValueError):

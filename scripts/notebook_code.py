@@ -125,8 +125,9 @@ def use_decode_step(nb: dict, model, weights: str = "float32", compiled: bool = 
     WEIGHTS: "float32" (the compute dtype), "bfloat16" (bf16 weights, float32 activations) or "int8"
     (nb["quantize_packed"]: one scale per output row, four int8 weights to a word, speed-up 7). forward_fixed
     (decode_layer, a fixed-size cache) and linear_packed are swapped in; COMPILED also puts
-    torch.compile(decode_layer) and torch.compile(final_logits) in place, as the notebook does with COMPILE = True (the first decode step compiles). Give it a namespace of
-    its own (load_notebook_functions()), on which use_fast_path has not run: it runs it.
+    torch.compile(decode_layer) and torch.compile(final_logits) in place, as the notebook does with COMPILE = True
+    (the first decode step compiles). Give it a namespace of its own (load_notebook_functions()), on which
+    use_fast_path has not run: it runs it.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, not {weights!r}")

@@ -91,7 +91,7 @@ class Summary:
     source_bytes: int  # SRC's tensors
     output_bytes: int  # DST's tensors: int8 matrices, their scales, the kept tensors
     source_dtypes: list[str]
-    quantization: str = "int8-packed"  # params.json's "quantization": "int8-packed" or "int8" (LAYOUTS)
+    quantization: str = LAYOUTS["packed"]  # params.json's "quantization": "int8-packed" or "int8" (LAYOUTS)
     max_error: float = 0.0  # the largest |q · scale - w| / max|w_row| over every row of every matrix
     max_error_name: str = ""
     seconds: float = 0.0
@@ -200,7 +200,7 @@ def load_source(src: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, params
 
 
-def output_layout(state: dict[str, torch.Tensor], quantization: str = "int8-packed"
+def output_layout(state: dict[str, torch.Tensor], quantization: str = LAYOUTS["packed"]
                   ) -> tuple[dict[str, tuple[tuple[int, ...], torch.dtype]], Summary]:
     """DST's tensors in SRC's order (each matrix followed by its scales; a tied SRC's output.weight last)."""
     import torch
@@ -233,7 +233,7 @@ def output_layout(state: dict[str, torch.Tensor], quantization: str = "int8-pack
 
 
 # --------------------------------------------------------------------------- params.json
-def quantized_params_text(text: str, quantization: str = "int8-packed") -> str:
+def quantized_params_text(text: str, quantization: str = LAYOUTS["packed"]) -> str:
     """params.json TEXT with "quantization": QUANTIZATION added as its last key, nothing else changed.
 
     The entry is added to the text, with the separator SRC's entries use, so key order, spacing and the
@@ -242,7 +242,8 @@ def quantized_params_text(text: str, quantization: str = "int8-packed") -> str:
     expected = {**json.loads(text), "quantization": quantization}
     separator, end = re.search(r',(\s*)"', text), re.search(r"\s*}\s*$", text)
     if separator and end:
-        new_text = f'{text[:end.start()]},{separator.group(1)}"quantization": {json.dumps(quantization)}{text[end.start():]}'
+        entry = f'{separator.group(1)}"quantization": {json.dumps(quantization)}'
+        new_text = f"{text[:end.start()]},{entry}{text[end.start():]}"
         try:
             if list(json.loads(new_text).items()) == list(expected.items()):
                 return new_text
@@ -304,7 +305,8 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, force: bool = False, p
 # --------------------------------------------------------------------------- CLI
 def report(summary: Summary, dst: Path) -> str:
     tied = " (SRC is tied: output.weight is the int8 copy of tok_embeddings.weight)" if summary.tied else ""
-    packed = ", columns interleaved four to a word (the packed layout)" if summary.quantization != "int8" else ""
+    packed = (", columns interleaved four to a word (the packed layout)"
+              if summary.quantization == LAYOUTS["packed"] else "")
     lines = [
         f"quantized {len(summary.quantized)} matrices to int8 with one float32 scale per row{packed}{tied}",
         f"tensors: {human_size(summary.source_bytes)} in SRC ({', '.join(summary.source_dtypes)}) -> "
