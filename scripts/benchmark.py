@@ -42,10 +42,10 @@ Unless --plain, decode is also timed on section 19's later steps (notebook_code.
 a fixed-size cache, compiled with torch.compile (decode_layer and final_logits), with float32, bf16 (float32
 activations) and int8 weights (quantize_packed: one scale per output row, four weights to a word, speed-up 7); each
 compiles in its warm-up run, which is not timed, and each is checked for the same greedy tokens as transformers. The
-int8 weights' quality against float32 is measured as the notebook does (passage_logits on QUALITY_TEXT, teacher-
-forced): top-1 agreement, mean KL divergence and both perplexities. The JSON line then also has compiled_, bf16_ and
-int8_tokens_per_s, their *_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity and
-int8_perplexity. With --llama-cpp: llama_cpp_f32_tokens_per_s, llama_cpp_f32_prefill_tokens_per_s and
+int8 weights' quality against float32 is measured as the notebook does (passage_logits on QUALITY_TEXT,
+teacher-forced): top-1 agreement, mean KL divergence and both perplexities. The JSON line then also has compiled_,
+bf16_ and int8_tokens_per_s, their *_ratio to transformers and *_same_tokens, int8_top1, int8_kl, float32_perplexity
+and int8_perplexity. With --llama-cpp: llama_cpp_f32_tokens_per_s, llama_cpp_f32_prefill_tokens_per_s and
 llama_cpp_f32_ratio (to transformers), the same for bf16 and q8_0, and compiled_, bf16_ and int8_to_llama_cpp (the
 notebook's step over llama.cpp's of the same bytes per weight).
 
